@@ -1,0 +1,47 @@
+"""The one list of domains: their tables, routes and importers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import APIRouter
+
+DOMAINS = ("catalog", "customers", "orders", "content", "events")
+CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
+
+
+def _optional(module: str) -> object | None:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+        return None
+
+
+def load_models() -> None:
+    """Import every module that defines tables, so ``Base.metadata`` is complete."""
+    for name in CORE_MODELS:
+        importlib.import_module(name)
+    for domain in DOMAINS:
+        _optional(f"shequ.domains.{domain}.models")
+
+
+def routers() -> list[APIRouter]:
+    """Every domain's API router, in a stable order."""
+    found = []
+    for domain in DOMAINS:
+        module = _optional(f"shequ.domains.{domain}.api")
+        if module is not None:
+            found.append(module.router)  # type: ignore[attr-defined]
+    return found
+
+
+def importers() -> dict[str, Any]:
+    """``kind -> import function`` gathered from every domain service's ``IMPORTERS``."""
+    found: dict[str, Any] = {}
+    for domain in DOMAINS:
+        module = _optional(f"shequ.domains.{domain}.service")
+        found.update(getattr(module, "IMPORTERS", {}))
+    return found

@@ -1,0 +1,1 @@
+"""Pure maths without I/O (RFM, CLV, A/B tests, anomaly detection) lives here."""

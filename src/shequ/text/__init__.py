@@ -1,0 +1,1 @@
+"""Chinese text processing (normalise, tokenise, sentiment, near-duplicates) lives here."""
