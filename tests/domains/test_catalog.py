@@ -37,7 +37,8 @@ def test_partner_key_cannot_read_other_brand(client: TestClient, services: Servi
     assert other.json()["code"] == "product_not_found"
     listed = client.get("/api/v1/products", headers=partner).json()
     assert sorted(p["sku"] for p in listed["items"]) == ["SKU1", "SKU2"]
-    assert [b["external_id"] for b in client.get("/api/v1/brands", headers=partner).json()] == ["b1"]
+    seen = client.get("/api/v1/brands", headers=partner).json()
+    assert [b["external_id"] for b in seen] == ["b1"]
 
 
 def test_partner_key_cannot_write(client: TestClient, services: Services,

@@ -95,7 +95,10 @@ def _entries(session: Session) -> list[dict[str, Any]]:
 def _collect(session: Session, _context: Any, _instances: Any) -> None:
     if "actor" not in session.info:
         return
-    pending = session.info.setdefault("audit_pending", [])
+    # A fresh list per flush: entries of a flush that failed (say inside a rolled-back
+    # savepoint) must never be written by the next one.
+    pending: list[tuple[str, Any, dict[str, Any] | None]] = []
+    session.info["audit_pending"] = pending
     for obj in session.new:
         if not isinstance(obj, AuditEntry):
             pending.append(("create", obj, None))

@@ -172,6 +172,9 @@ def authenticate(session: Session, clock: Clock, username: str, password: str) -
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.is_active or not _check_password(user.password_hash, password):
         _record_failure(row, clock)
+        # The failure must outlive the error we raise: commit it here, or the caller's
+        # rollback would erase the count and the lockout would never trigger.
+        session.commit()
         raise NotAuthenticated("bad_credentials", "wrong username or password")
     row.failures, row.locked_until = 0, None
     return _user_view(user)
@@ -263,3 +266,16 @@ def list_api_keys(session: Session) -> list[dict[str, Any]]:
     return [{"id": r.id, "name": r.name, "prefix": r.prefix, "scopes": r.scopes,
              "brand_ids": r.brand_ids, "created_at": r.created_at, "revoked_at": r.revoked_at}
             for r in rows]
+
+
+def ensure_user(session: Session, clock: Clock, *, username: str, password: str, role: str,
+                display_name: str | None = None) -> UserView:
+    """Create the user, or reset its password and role if it exists (used by the demo)."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        return create_user(session, clock, username=username, password=password, role=role,
+                           display_name=display_name)
+    _validate_user_input(username, password, role, list(user.brand_ids or []))
+    user.password_hash, user.role, user.is_active = hash_password(password), role, True
+    session.flush()
+    return _user_view(user)

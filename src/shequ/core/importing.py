@@ -8,9 +8,9 @@ default a file lands whole or not at all.
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -45,6 +45,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def _mount_console(app: FastAPI) -> None:
-    from shequ.entrypoints.console import mount  # noqa: PLC0415 - console is optional here
+    from shequ.entrypoints.console import mount
 
     mount(app)

@@ -23,7 +23,7 @@ def event_store(wired: Services) -> Any:
     """The event store, opened once per process (DuckDB allows one writer process)."""
     store = wired.extras.get("events")
     if store is None:
-        from shequ.analytics.store import EventStore  # noqa: PLC0415 - opened lazily
+        from shequ.analytics.store import EventStore
 
         store = EventStore.open(wired.settings.resolved_events_url)
         wired.extras["events"] = store

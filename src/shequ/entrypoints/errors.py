@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
 from shequ.core.errors import ShequError
@@ -27,7 +28,9 @@ async def _shequ_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
     body = error_body("validation_error", str(first.get("type", "invalid")),
                       str(first.get("msg", "invalid request")), ".".join(loc) or None)
     return JSONResponse(body, status_code=422)
@@ -38,6 +41,15 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(error_body("client_error", code, str(exc.detail), None),
                         status_code=exc.status_code, headers=exc.headers)
+
+
+async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A unique or check constraint caught what the service's own checks could not see: a
+    # concurrent request that created the same key first. That is a conflict, not a crash.
+    log.info("integrity error answered as 409: %s", exc)
+    return JSONResponse(error_body("client_error", "conflict",
+                                   "the change conflicts with data written concurrently; "
+                                   "read it again and retry", None), status_code=409)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -51,4 +63,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ShequError, _shequ_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shequ.core.clock import Clock
@@ -252,6 +252,27 @@ def import_products(session: Session, name: str, data: bytes, *,
     good = validate_rows(read_rows(name, data), ProductIn, report)
     values = _product_values(session, good, report)
     return finish_import(session, report, Product, "sku", values, skip_invalid, name)
+
+
+
+def bulk_load(session: Session, brands: list[dict[str, Any]], categories: list[dict[str, Any]],
+              products: list[dict[str, Any]]) -> None:
+    """Fast load of generated or migrated rows keyed by external ids (the demo uses it)."""
+    session.execute(insert(Brand), [{"external_id": b["external_id"], "name": b["name"],
+                                     "description": b.get("description")} for b in brands])
+    for cat in sorted(categories, key=lambda c: c.get("parent_external_id") is not None):
+        parent = cat.get("parent_external_id")
+        parent_id = _category_ids(session, [parent]).get(parent) if parent else None
+        session.execute(insert(Category), [{"external_id": cat["external_id"],
+                                            "name": cat["name"], "parent_id": parent_id}])
+    brand_ids = brand_ids_by_key(session, (b["external_id"] for b in brands))
+    cat_ids = _category_ids(session, (c["external_id"] for c in categories))
+    session.execute(insert(Product), [
+        {"sku": p["sku"], "name": p["name"], "brand_id": brand_ids[p["brand_external_id"]],
+         "category_id": cat_ids.get(p.get("category_external_id") or ""),
+         "price_fen": p["price_fen"], "stock": p["stock"], "is_active": True}
+        for p in products])
+    session.flush()
 
 
 IMPORTERS = {"brands": import_brands, "products": import_products}

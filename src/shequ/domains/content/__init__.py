@@ -1,0 +1,1 @@
+"""Content: community hubs, creators, UGC posts with comments, and product reviews."""

@@ -1,0 +1,113 @@
+"""Content tables: hubs, creators, UGC posts, comments and product reviews.
+
+Customers and orders belong to sibling domains; they are referenced by foreign-key strings
+only, so this module imports no other domain's models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shequ.core.db import Base, UTCDateTime
+
+
+class Hub(Base):
+    """A vertical community hub (e.g. 科技评测局) co-run by experts, a brand and users."""
+
+    __tablename__ = "hubs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"), nullable=True,
+                                                 index=True)
+
+
+class Creator(Base):
+    """A customer who creates content: one creator profile per customer."""
+
+    __tablename__ = "creators"
+    __table_args__ = (
+        CheckConstraint("level IN ('KOC', 'KOL', 'expert')", name="level_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    level: Mapped[str] = mapped_column(String(16))
+    hub_id: Mapped[int | None] = mapped_column(ForeignKey("hubs.id"), nullable=True, index=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Post(Base):
+    """A UGC post; ``brand_id`` is the product's brand, copied for partner scoping."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        CheckConstraint("content_type IN ('knowledge', 'scenario', 'review', 'story')",
+                        name="content_type_known"),
+        CheckConstraint("status IN ('published', 'held', 'blocked')", name="status_known"),
+        Index("ix_posts_brand_created", "brand_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    hub_id: Mapped[int | None] = mapped_column(ForeignKey("hubs.id"), nullable=True, index=True)
+    content_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True,
+                                                   index=True)
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="published")
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Review(Base):
+    """A product review; ``brand_id`` is the product's brand, copied for partner scoping.
+
+    A product is reviewed at most once per order (reviews without an order are not limited).
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating_in_range"),
+        UniqueConstraint("order_id", "product_id", name="uq_reviews_order_product"),
+        Index("ix_reviews_brand_created", "brand_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id"))
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,1 @@
+"""Customers: known shoppers, their devices and the identities that merge visitors into them."""

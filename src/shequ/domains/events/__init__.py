@@ -1,0 +1,1 @@
+"""Events: ingestion of behaviour events from the shop's apps and from files."""

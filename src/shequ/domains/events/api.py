@@ -1,0 +1,65 @@
+"""``POST /api/v1/events``: batches of up to 5,000 events from the shop's apps."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from shequ.core.permissions import Principal
+from shequ.core.web import ServicesDep, require
+from shequ.domains.events import service
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+class Rejected(BaseModel):
+    index: int
+    field: str
+    reason: str
+
+
+class IngestAnswer(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event_id", "name", "timestamp"],
+    "properties": {
+        "event_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "customer_id": {"type": "string", "maxLength": 128},
+        "anonymous_id": {"type": "string", "maxLength": 128},
+        "session_id": {"type": "string"}, "device_id": {"type": "string"},
+        "page": {"type": "string"}, "referrer": {"type": "string"},
+        "channel": {"type": "string"}, "properties": {"type": "object"},
+        "x": {"type": "number", "minimum": 0, "maximum": 1},
+        "y": {"type": "number", "minimum": 0, "maximum": 1},
+        "dwell_ms": {"type": "integer", "minimum": 0},
+    },
+}
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "array", "maxItems": 5000, "items": _EVENT_SCHEMA}}},
+    }
+}
+
+
+@router.post("/events", response_model=IngestAnswer, openapi_extra=_BODY,
+             summary="Ingest a batch of events (gzip allowed)")
+async def ingest_events(request: Request, wired: ServicesDep,
+                        _principal: Annotated[Principal, require("events:write")]) -> Response:
+    body = await request.body()
+    answer = await run_in_threadpool(service.ingest, wired, body,
+                                     request.headers.get("content-encoding"))
+    return Response(orjson.dumps(answer), media_type="application/json")

@@ -1,0 +1,121 @@
+"""Event use cases over the event store (DuckDB file by default, PostgreSQL in production).
+
+The store is opened once per process and kept on the wired services: the embedded DuckDB
+file admits a single writing process, and the ingestion path must not reopen it per call.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import zlib
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from shequ.analytics.events import BatchTooLarge, MalformedBatch, validate_batch
+from shequ.analytics.store import EventStore, EventStoreLocked, iter_event_file
+from shequ.core.errors import PayloadTooLarge, Unavailable, ValidationFailed
+from shequ.core.web import Services
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_open_lock = threading.Lock()
+
+
+def event_store(services: Services) -> EventStore:
+    """The process's event store, opened on first use."""
+    store: EventStore | None = services.extras.get("events")
+    if store is not None:
+        return store
+    with _open_lock:
+        store = services.extras.get("events")
+        if store is None:
+            try:
+                store = EventStore.open(services.settings.resolved_events_url)
+            except EventStoreLocked as exc:
+                raise Unavailable("event_store_locked", str(exc)) from exc
+            services.extras["events"] = store
+    return store
+
+
+def _inflate(body: bytes, encoding: str | None) -> bytes:
+    if not encoding or encoding.lower() == "identity":
+        return body
+    if encoding.lower() != "gzip":
+        raise ValidationFailed("unsupported_encoding", "send gzip or no Content-Encoding",
+                               "Content-Encoding")
+    try:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        raw = inflater.decompress(body, MAX_BODY_BYTES + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise ValidationFailed("bad_gzip", f"body is not valid gzip: {exc}", "body") from exc
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("body_too_large", "a batch may hold at most 16 MiB of JSON")
+    return raw
+
+
+def ingest(services: Services, body: bytes, encoding: str | None = None) -> dict[str, Any]:
+    """Validate and store one batch; answer ``{accepted, duplicates, rejected}``.
+
+    Valid events are kept even when others in the batch are rejected; a retried batch is
+    answered with duplicates instead of being counted twice.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("body_too_large", "a batch may hold at most 16 MiB of JSON")
+    raw = _inflate(body, encoding)
+    try:
+        batch = validate_batch(raw)
+    except BatchTooLarge as exc:
+        raise PayloadTooLarge("batch_too_large", str(exc), "events") from exc
+    except MalformedBatch as exc:
+        raise ValidationFailed("malformed_batch", str(exc), "body") from exc
+    result = event_store(services).ingest(batch)
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": [{"index": r.index, "field": r.field, "reason": r.reason}
+                     for r in batch.rejected],
+    }
+
+
+def import_file(services: Services, path: Path, *, chunk_rows: int = 100_000,
+                on_progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
+    """Load a CSV/JSONL/Parquet file of events; bad rows are reported, good rows kept."""
+    if not path.is_file():
+        raise ValidationFailed("file_not_found", f"no file {str(path)!r}", "file")
+    store = event_store(services)
+    accepted = duplicates = rows = 0
+    rejected: list[dict[str, Any]] = []
+    for table, bad in iter_event_file(path, chunk_rows):
+        result = store.ingest_arrow(table)
+        accepted += result.accepted
+        duplicates += result.duplicates
+        rows += table.num_rows + len(bad)
+        rejected.extend({"line": r.index, "field": r.field, "reason": r.reason} for r in bad)
+        if on_progress is not None:
+            on_progress(rows, accepted, len(rejected))
+    return {"rows": rows, "accepted": accepted, "duplicates": duplicates,
+            "rejected_count": len(rejected), "rejected": rejected[:1000]}
+
+
+def events_per_day(services: Services, days: int) -> list[tuple[date, int]]:
+    """Events per local day (deployment time zone) over the last ``days`` days."""
+    rows: list[tuple[date, int]] = event_store(services).events_per_day(
+        days, tz=services.settings.timezone, until=services.clock.now())
+    return rows
+
+
+def event_count(services: Services, since: datetime | None = None) -> int:
+    """How many events the store holds (since ``since`` when given)."""
+    total: int = event_store(services).count(since=since)
+    return total
+
+
+def rollup(services: Services, day_from: date, day_to: date) -> int:
+    """Recompute the daily rollup for local days ``day_from``..``day_to``; rows written."""
+    from shequ.analytics.rollup import rollup_daily
+
+    written: int = rollup_daily(event_store(services), day_from, day_to,
+                                services.settings.timezone)
+    return written

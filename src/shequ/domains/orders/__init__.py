@@ -1,0 +1,1 @@
+"""Orders: the order state machine, stock-taking checkout and historical order imports."""

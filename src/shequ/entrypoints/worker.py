@@ -1,0 +1,71 @@
+"""The job queue: huey on SQLite under SHEQU_HOME by default, on Redis when configured.
+
+On the embedded default the consumer runs inside ``shequ serve`` (the DuckDB events file
+admits one writing process); with PostgreSQL events and a Redis queue, ``shequ worker``
+runs it as a process of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from shequ.core.web import Services
+from shequ.domains.events import service as events
+
+log = logging.getLogger("shequ.worker")
+
+
+@dataclass
+class Queue:
+    """A huey instance with shequ's tasks registered on it."""
+
+    huey: Huey
+    rollup_events: Any
+    daily_rollup: Any
+
+
+def make_huey(queue_url: str, name: str = "shequ") -> Huey:
+    """A huey for ``sqlite:///path`` or ``redis://host:port/db``."""
+    if queue_url.startswith("sqlite:///"):
+        return SqliteHuey(name, filename=queue_url.removeprefix("sqlite:///"), utc=True)
+    if queue_url.startswith(("redis://", "rediss://")):
+        return RedisHuey(name, url=queue_url, utc=True)
+    raise ValueError(f"SHEQU_QUEUE_URL must be sqlite:///… or redis://…, not {queue_url!r}")
+
+
+def _local_today(services: Services) -> date:
+    return services.clock.now().astimezone(services.settings.zone).date()
+
+
+def build_queue(services: Services, queue_url: str | None = None, name: str = "shequ") -> Queue:
+    """Register the jobs on a huey bound to ``services``."""
+    huey = make_huey(queue_url or services.settings.resolved_queue_url, name)
+
+    @huey.task(name="rollup_events")
+    def rollup_events(day_from: str, day_to: str) -> int:
+        return events.rollup(services, date.fromisoformat(day_from), date.fromisoformat(day_to))
+
+    # Hourly, not daily: the rollup of yesterday and today is idempotent and cheap, and an
+    # hourly run also catches late events that arrive after midnight.
+    @huey.periodic_task(crontab(minute="10"), name="daily_rollup")
+    def daily_rollup() -> int:
+        today = _local_today(services)
+        written = events.rollup(services, today - timedelta(days=1), today)
+        log.info("daily rollup wrote %d rows", written)
+        return written
+
+    return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup)
+
+
+def start_embedded_consumer(queue: Queue) -> Consumer:
+    """Run the consumer on threads inside the current process (``shequ serve``)."""
+    consumer = queue.huey.create_consumer(workers=1, worker_type="thread", periodic=True,
+                                          check_worker_health=False)
+    consumer.start()
+    return consumer

@@ -1,0 +1,66 @@
+"""The job queue on both storages: enqueue the rollup, run it, read its result."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from conftest import REDIS_URL, T0
+from shequ.core.web import Services
+from shequ.domains.events import service as events
+from shequ.entrypoints.worker import Queue, build_queue
+
+
+def _redis_or_skip() -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def queue(request: pytest.FixtureRequest, services: Services) -> Iterator[Queue]:
+    name = f"shequ-test-{uuid.uuid4().hex[:8]}"
+    if request.param == "redis":
+        _redis_or_skip()
+        built = build_queue(services, REDIS_URL, name=name)
+    else:
+        built = build_queue(services, f"sqlite:///{services.settings.home}/queue.db", name=name)
+    yield built
+    built.huey.flush()
+
+
+def _events(n_per_day: dict[date, int]) -> pa.Table:
+    rows = []
+    for day, n in n_per_day.items():
+        at = datetime.combine(day, T0.timetz()) - timedelta(hours=2)
+        rows += [{"event_id": f"{day}-{i}", "name": "page_view", "ts": at,
+                  "customer_id": f"c{i % 3}", "session_id": "s"} for i in range(n)]
+    return pa.Table.from_pylist(rows)
+
+
+def test_rollup_job_runs_through_the_queue(queue: Queue, services: Services) -> None:
+    store = events.event_store(services)
+    store.ingest_arrow(_events({date(2026, 11, 18): 4, date(2026, 11, 19): 7}))
+    result = queue.rollup_events("2026-11-18", "2026-11-19")
+    assert len(queue.huey) == 1  # enqueued, not run in-line
+    task = queue.huey.dequeue()
+    assert task is not None
+    queue.huey.execute(task)
+    assert result.get() > 0
+    daily = store.to_arrow(store.table("events_daily")).to_pylist()
+    per_day = {row["day"]: row["events"] for row in daily}
+    assert per_day == {date(2026, 11, 18): 4, date(2026, 11, 19): 7}
+    assert {row["customers"] for row in daily} == {3}
+
+
+def test_rollup_is_scheduled_hourly(queue: Queue) -> None:
+    due = queue.huey.read_periodic(datetime(2026, 11, 20, 3, 10))
+    assert [t.name for t in due] == ["daily_rollup"]
+    assert queue.huey.read_periodic(datetime(2026, 11, 20, 3, 11)) == []
