@@ -27,6 +27,7 @@ def test_format_fen_chinese_way() -> None:
     assert format_fen(123_456_78) == "¥12.35万"
     assert format_fen(123_456_78, locale="en") == "¥123,456.78"
     assert format_fen(3 * 10**10) == "¥3.00亿"
+    assert format_fen(123_450_00) == "¥12.35万"  # half up, not half to even
 
 
 def test_fixed_clock_moves_only_when_told() -> None:

@@ -71,9 +71,14 @@ def _entity_id(obj: Any) -> str:
     return ",".join(str(part) for part in key)
 
 
+def _now(session: Session) -> datetime:
+    clock = session.info.get("clock")
+    return clock.now() if clock is not None else datetime.now(UTC)  # type: ignore[no-any-return]
+
+
 def _entries(session: Session) -> list[dict[str, Any]]:
     actor = session.info["actor"]
-    now = datetime.now(UTC)
+    now = _now(session)
     rows: list[dict[str, Any]] = []
     pending = session.info.pop("audit_pending", [])
     for action, obj, before in pending:
@@ -125,6 +130,6 @@ def record(session: Session, *, action: str, entity: str, entity_id: str,
     if actor is None:
         return
     session.execute(insert(AuditEntry), [{
-        "at": datetime.now(UTC), "actor": actor, "action": action, "entity": entity,
+        "at": _now(session), "actor": actor, "action": action, "entity": entity,
         "entity_id": entity_id, "before": before, "after": after,
     }])

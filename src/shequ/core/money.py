@@ -29,8 +29,8 @@ def fen_to_yuan(fen: int) -> Decimal:
 def format_fen(fen: int, locale: str = "zh_CN") -> str:
     """Show money the Chinese way: ``¥1,234.50``; large sums as ``¥12.35万`` in zh_CN."""
     yuan = fen_to_yuan(fen)
-    if locale == "zh_CN" and abs(yuan) >= 100_000_000:
-        return f"¥{yuan / 100_000_000:,.2f}亿"
-    if locale == "zh_CN" and abs(yuan) >= 10_000:
-        return f"¥{yuan / 10_000:,.2f}万"
+    for unit, size in (("亿", 100_000_000), ("万", 10_000)):
+        if locale == "zh_CN" and abs(yuan) >= size:
+            scaled = (yuan / size).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+            return f"¥{scaled:,.2f}{unit}"
     return f"¥{yuan:,.2f}"

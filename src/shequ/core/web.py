@@ -45,7 +45,9 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 
 def _session_for(request: Request, actor: str | None) -> Iterator[Session]:
-    session = services(request).sessions()
+    wired = services(request)
+    session = wired.sessions()
+    session.info["clock"] = wired.clock  # audit rows take their time from the same clock
     if actor is not None:
         session.info["actor"] = actor
     try:

@@ -1,10 +1,25 @@
-"""The operations console (server-rendered)."""
+"""The operations console: server-rendered pages (Jinja2 + htmx + ECharts) under ``/console``.
+
+Pages use the same services and the same ``require()`` permissions as the API; a visitor is
+a console user logged in through the signed session cookie. See docs/console.md.
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from shequ.core.web import Services
+from shequ.entrypoints.console import keys, login, pages
+from shequ.entrypoints.console.access import install_console_errors
+from shequ.entrypoints.console.rendering import STATIC_DIR, STATIC_PATH, build_console
 
 
 def mount(app: FastAPI) -> None:
-    """Attach the console's routes and static files to ``app``."""
-    return None
+    """Attach the console's routes, static files and error pages to ``app``."""
+    wired: Services = app.state.services
+    app.state.console = build_console(wired.settings.zone, wired.settings.locale)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="console-static")
+    for router in (login.root_router, login.router, pages.router, keys.router):
+        app.include_router(router)
+    install_console_errors(app)
