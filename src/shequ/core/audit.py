@@ -73,7 +73,8 @@ def _entity_id(obj: Any) -> str:
 
 def _now(session: Session) -> datetime:
     clock = session.info.get("clock")
-    return clock.now() if clock is not None else datetime.now(UTC)  # type: ignore[no-any-return]
+    moment: datetime = clock.now() if clock is not None else datetime.now(UTC)
+    return moment
 
 
 def _entries(session: Session) -> list[dict[str, Any]]:
@@ -82,13 +83,16 @@ def _entries(session: Session) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     pending = session.info.pop("audit_pending", [])
     for action, obj, before in pending:
+        after: dict[str, Any] | None
         if action == "update":
             after = _snapshot(obj, before=False)
             before, after = _changed_only(before, after)
             if not after:
                 continue
+        elif action == "create":
+            after = _snapshot(obj, before=False)
         else:
-            after = _snapshot(obj, before=False) if action == "create" else None
+            after = None
         rows.append(
             {"at": now, "actor": actor, "action": action, "entity": obj.__tablename__,
              "entity_id": _entity_id(obj), "before": before, "after": after}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
-
-from shequ.demo.generator import SIZES, generate
 
 from shequ.core.db import transaction
 from shequ.core.web import Services
+from shequ.demo.generator import Community, generate
 from shequ.domains.catalog import service as catalog
 from shequ.domains.content import service as content
 from shequ.domains.customers import service as customers
@@ -23,29 +22,25 @@ def _quiet(_step: str, _done: int, _total: int) -> None:
     return None
 
 
-def _load_entities(services: Services, community: Any, on_progress: Progress) -> None:
-    steps = (
-        ("catalog", lambda s: catalog.bulk_load(s, community.brands, community.categories,
-                                                community.products)),
-        ("customers", lambda s: customers.bulk_load(s, community.customers, community.devices)),
-        ("orders", lambda s: orders.bulk_load_orders(s, community.orders,
-                                                     community.order_lines)),
-        ("content", lambda s: content.bulk_load(s, community.hubs, community.creators,
-                                                community.posts, community.comments,
-                                                community.reviews)),
-    )
+def _load_entities(services: Services, community: Community, on_progress: Progress) -> None:
     # One transaction for all entities: a failed demo build leaves an empty store behind,
     # never half a community.
     with transaction(services.sessions) as session:
-        for number, (name, load) in enumerate(steps, start=1):
-            on_progress("entities", number - 1, len(steps))
-            load(session)
-        on_progress("entities", len(steps), len(steps))
+        on_progress("entities", 0, 4)
+        catalog.bulk_load(session, community.brands, community.categories, community.products)
+        on_progress("entities", 1, 4)
+        customers.bulk_load(session, community.customers, community.devices)
+        on_progress("entities", 2, 4)
+        orders.bulk_load_orders(session, community.orders, community.order_lines)
+        on_progress("entities", 3, 4)
+        content.bulk_load(session, community.hubs, community.creators, community.posts,
+                          community.comments, community.reviews)
+        on_progress("entities", 4, 4)
 
 
-def _load_events(services: Services, community: Any, on_progress: Progress) -> int:
+def _load_events(services: Services, community: Community, on_progress: Progress) -> int:
     store = events.event_store(services)
-    total = SIZES[community.size].events
+    total = community.event_count
     done = 0
     on_progress("events", 0, total)
     for chunk in community.events():
@@ -55,14 +50,14 @@ def _load_events(services: Services, community: Any, on_progress: Progress) -> i
     return done
 
 
-def load_demo(services: Services, *, size: str, seed: int,
+def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
               on_progress: Progress = _quiet) -> dict[str, Any]:
-    """Generate the ``size`` community for ``seed`` and load it; returns a summary."""
-    community = generate(size=size, seed=seed)
+    """Generate the ``size`` community for ``seed`` ending on ``end``, load it, summarise."""
+    community = generate(size=size, seed=seed, end=end)
     _load_entities(services, community, on_progress)
     event_rows = _load_events(services, community, on_progress)
-    first, last = community.window
-    events.rollup(services, first - timedelta(days=1), last)
+    first, last = community.start.date(), community.end.date()
+    events.rollup(services, first - timedelta(days=1), last + timedelta(days=1))
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),

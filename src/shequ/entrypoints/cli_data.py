@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +58,7 @@ def _reset_demo_login(wired: Services) -> str:
     return password
 
 
-def _load_demo(wired: Services, size: str, seed: int) -> dict[str, Any]:
+def _load_demo(wired: Services, size: str, seed: int, end: date) -> dict[str, Any]:
     from shequ.demo.loader import load_demo
 
     with progress() as bar:
@@ -68,12 +69,15 @@ def _load_demo(wired: Services, size: str, seed: int) -> dict[str, Any]:
                 tasks[step] = bar.add_task(step, total=total or None, info="")
             bar.update(tasks[step], completed=done, info=f"{done:,}/{total:,}")
 
-        return load_demo(wired, size=size, seed=seed, on_progress=report)
+        return load_demo(wired, size=size, seed=seed, end=end, on_progress=report)
 
 
 def demo(
     size: Annotated[str, typer.Option(help="small | default | large")] = "default",
-    seed: Annotated[int, typer.Option(help="Same seed, same community")] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed and end, same community")] = 7,
+    end: Annotated[str | None, typer.Option(help="Last day of the 90-day window, YYYY-MM-DD "
+                                            "(default: yesterday in the deployment time zone)")
+                   ] = None,
     home: Home = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
     host: str = "127.0.0.1",
@@ -93,8 +97,8 @@ def demo(
         err.print(f"demo community already built in {settings.home} ({summary['size']}, "
                   f"seed {summary['seed']}); reusing it")
     else:
-        summary = _load_demo(wired, size, seed)
-        marker.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+        summary = _load_demo(wired, size, seed, _demo_end(settings, wired, end))
+        marker.write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         _print_summary(summary)
     password = _reset_demo_login(wired)
     out.print(f"console: http://{host}:{port}/console/  login: {DEMO_USER} / {password}")
@@ -102,6 +106,16 @@ def demo(
         _serve(settings, wired, host, port, access_log=False)
     else:
         close(wired)
+
+
+def _demo_end(settings: Settings, wired: Services, end: str | None) -> date:
+    if end is None:
+        return wired.clock.now().astimezone(settings.zone).date() - timedelta(days=1)
+    try:
+        return date.fromisoformat(end)
+    except ValueError as exc:
+        err.print(f"[red]error[/red]: --end must be a date like 2026-11-20, not {end!r}")
+        raise typer.Exit(2) from exc
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

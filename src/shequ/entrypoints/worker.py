@@ -47,13 +47,13 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
     """Register the jobs on a huey bound to ``services``."""
     huey = make_huey(queue_url or services.settings.resolved_queue_url, name)
 
-    @huey.task(name="rollup_events")
+    @huey.task(name="rollup_events")  # type: ignore[untyped-decorator]
     def rollup_events(day_from: str, day_to: str) -> int:
         return events.rollup(services, date.fromisoformat(day_from), date.fromisoformat(day_to))
 
     # Hourly, not daily: the rollup of yesterday and today is idempotent and cheap, and an
     # hourly run also catches late events that arrive after midnight.
-    @huey.periodic_task(crontab(minute="10"), name="daily_rollup")
+    @huey.periodic_task(crontab(minute="10"), name="daily_rollup")  # type: ignore[untyped-decorator]
     def daily_rollup() -> int:
         today = _local_today(services)
         written = events.rollup(services, today - timedelta(days=1), today)

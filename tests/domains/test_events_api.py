@@ -1,0 +1,105 @@
+"""``POST /api/v1/events`` over HTTP: idempotent retries, partial acceptance, limits."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import bearer, make_key
+from shequ.core.web import Services
+from shequ.domains.events import service as events
+
+
+def _event(i: int, **extra: Any) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "name": "page_view",
+            "timestamp": "2026-11-20T08:00:00+08:00", "anonymous_id": f"anon-{i}",
+            "session_id": f"s-{i}", "page": "/home", **extra}
+
+
+@pytest.fixture
+def writer(services: Services) -> dict[str, str]:
+    return bearer(make_key(services, ["events:write"]))
+
+
+def test_retried_batch_is_all_duplicates(client: TestClient, services: Services,
+                                         writer: dict[str, str]) -> None:
+    batch = [_event(i) for i in range(1000)]
+    first = client.post("/api/v1/events", json=batch, headers=writer)
+    again = client.post("/api/v1/events", json=batch, headers=writer)
+    assert first.json() == {"accepted": 1000, "duplicates": 0, "rejected": []}
+    assert again.json() == {"accepted": 0, "duplicates": 1000, "rejected": []}
+    assert events.event_count(services) == 1000
+
+
+def test_bad_events_named_good_ones_kept(client: TestClient, services: Services,
+                                         writer: dict[str, str]) -> None:
+    batch = [_event(i) for i in range(1000)]
+    for i in range(0, 1000, 100):
+        batch[i]["timestamp"] = "not-a-time"
+    body = client.post("/api/v1/events", json=batch, headers=writer).json()
+    assert body["accepted"] == 990
+    assert [r["index"] for r in body["rejected"]] == list(range(0, 1000, 100))
+    assert {r["field"] for r in body["rejected"]} == {"timestamp"}
+    assert events.event_count(services) == 990
+
+
+def test_naive_timestamp_and_unknown_field_rejected(client: TestClient,
+                                                    writer: dict[str, str]) -> None:
+    batch = [_event(0, timestamp="2026-11-20T08:00:00"), _event(1, colour="red"),
+             _event(2, x=1.5), {"event_id": "e3", "name": "page_view",
+                                "timestamp": "2026-11-20T08:00:00Z"}]
+    body = client.post("/api/v1/events", json=batch, headers=writer).json()
+    assert body["accepted"] == 0
+    fields = [(r["index"], r["field"]) for r in body["rejected"]]
+    assert fields == [(0, "timestamp"), (1, "colour"), (2, "x"), (3, "customer_id")]
+
+
+def test_gzip_body(client: TestClient, services: Services, writer: dict[str, str]) -> None:
+    raw = gzip.compress(json.dumps([_event(i) for i in range(50)]).encode())
+    r = client.post("/api/v1/events", content=raw,
+                    headers={**writer, "Content-Encoding": "gzip",
+                             "Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 50
+
+
+def test_broken_gzip_is_a_clear_error(client: TestClient, writer: dict[str, str]) -> None:
+    r = client.post("/api/v1/events", content=b"not gzip at all",
+                    headers={**writer, "Content-Encoding": "gzip"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "bad_gzip"
+
+
+def test_batch_over_5000_refused_whole(client: TestClient, services: Services,
+                                       writer: dict[str, str]) -> None:
+    r = client.post("/api/v1/events", json=[_event(i) for i in range(5001)], headers=writer)
+    assert r.status_code == 413
+    assert r.json()["code"] == "batch_too_large"
+    assert events.event_count(services) == 0
+
+
+def test_body_not_an_array(client: TestClient, writer: dict[str, str]) -> None:
+    r = client.post("/api/v1/events", content=b'{"hello": 1}', headers=writer)
+    assert r.status_code == 422
+    assert r.json()["code"] == "malformed_batch"
+
+
+def test_needs_events_write_scope(client: TestClient, services: Services) -> None:
+    reader = bearer(make_key(services, ["catalog:read"]))
+    r = client.post("/api/v1/events", json=[_event(0)], headers=reader)
+    assert r.status_code == 403
+    assert client.post("/api/v1/events", json=[_event(0)]).status_code == 401
+
+
+def test_login_event_links_anonymous_visitor(client: TestClient, services: Services,
+                                             writer: dict[str, str]) -> None:
+    batch = [_event(0, name="login", customer_id="c42", anonymous_id="anon-0")]
+    assert client.post("/api/v1/events", json=batch, headers=writer).json()["accepted"] == 1
+    store = events.event_store(services)
+    links = store.to_arrow(store.table("identity_links")).to_pylist()
+    assert [(row["anonymous_id"], row["customer_id"]) for row in links] == [("anon-0", "c42")]
