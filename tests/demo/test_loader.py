@@ -1,0 +1,68 @@
+"""The small demo loads into the real stores and its planted phenomena survive the trip."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shequ.core.web import Services
+from shequ.demo.loader import load_demo
+from shequ.domains.events import service as events
+
+END = date(2026, 11, 20)
+
+
+@pytest.fixture
+def summary(services: Services) -> dict[str, object]:
+    return load_demo(services, size="small", seed=7, end=END)
+
+
+def test_counts_reach_the_stores(summary: dict[str, object], client: TestClient,
+                                 services: Services, admin_headers: dict[str, str]) -> None:
+    counts = summary["counts"]
+    assert isinstance(counts, dict)
+    assert client.get("/api/v1/products", headers=admin_headers).json()["total"] == 60
+    assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == 500
+    assert counts["events"] == events.event_count(services) == 20_000
+    orders = client.get("/api/v1/orders?limit=1", headers=admin_headers).json()["total"]
+    assert orders == counts["orders"]
+
+
+def test_payment_drop_visible_in_events(summary: dict[str, object], services: Services) -> None:
+    store = events.event_store(services)
+    table = store.table("events")
+    steps = table.filter(table.name.isin(["checkout", "payment"]))
+    rows = store.to_arrow(steps.select("name", "ts")).to_pylist()
+    per_day: dict[date, Counter[str]] = {}
+    for row in rows:
+        local = row["ts"].astimezone(services.settings.zone).date()
+        per_day.setdefault(local, Counter())[row["name"]] += 1
+    planted = summary["planted"]
+    assert isinstance(planted, dict)
+    drop_days = set(planted["payment_drop"]["days"])
+    ratio = {d: c["payment"] / c["checkout"] for d, c in per_day.items() if c["checkout"] >= 5}
+    usual = statistics.median(r for d, r in ratio.items() if d not in drop_days)
+    on_drop = [ratio[d] for d in drop_days if d in ratio]
+    assert on_drop
+    assert max(on_drop) < 0.6 * usual
+
+
+def test_rollup_covers_the_window(summary: dict[str, object], services: Services) -> None:
+    store = events.event_store(services)
+    daily = store.to_arrow(store.table("events_daily")).to_pylist()
+    assert sum(row["events"] for row in daily) == 20_000
+
+
+def test_loading_twice_is_refused_and_leaves_one_copy(services: Services,
+                                                      client: TestClient,
+                                                      admin_headers: dict[str, str]) -> None:
+    first = load_demo(services, size="small", seed=7, end=END)
+    assert first["counts"]["customers"] == 500  # type: ignore[index]
+    with pytest.raises(Exception, match=r"(?i)unique|already|integrity"):
+        load_demo(services, size="small", seed=7, end=END)
+    assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == 500
+    assert events.event_count(services) == 20_000
