@@ -84,12 +84,16 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session], actor: str | None = None) -> Iterator[Session]:
+def transaction(factory: sessionmaker[Session], actor: str | None = None,
+                clock: Any = None) -> Iterator[Session]:
     """A session committed on success and rolled back on any error.
 
-    ``actor`` ("user:3", "apikey:7", "cli") switches on the audit trail for this unit of work.
+    ``actor`` ("user:3", "apikey:7", "cli") switches on the audit trail for this unit of work;
+    ``clock`` (a ``Clock``) stamps its audit rows.
     """
     session = factory()
+    if clock is not None:
+        session.info["clock"] = clock
     if actor is not None:
         session.info["actor"] = actor
     try:

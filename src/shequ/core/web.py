@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shequ.core import auth
 from shequ.core.clock import Clock
+from shequ.core.db import transaction
 from shequ.core.errors import NotAuthenticated, PermissionDenied
 from shequ.core.permissions import PERMISSIONS, Principal
 from shequ.core.settings import Settings
@@ -46,18 +47,8 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 def _session_for(request: Request, actor: str | None) -> Iterator[Session]:
     wired = services(request)
-    session = wired.sessions()
-    session.info["clock"] = wired.clock  # audit rows take their time from the same clock
-    if actor is not None:
-        session.info["actor"] = actor
-    try:
+    with transaction(wired.sessions, actor, wired.clock) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _bearer(request: Request) -> str | None:
