@@ -48,3 +48,11 @@ def test_partner_key_cannot_write(client: TestClient, services: Services,
     r = client.patch("/api/v1/products/SKU1", json={"stock": 0}, headers=partner)
     assert r.status_code == 403
     assert r.json()["code"] == "permission_denied"
+
+
+def test_bad_yuan_price_names_price(client: TestClient, admin_headers: dict[str, str]) -> None:
+    seed_catalog(client, admin_headers)
+    body = {"sku": "X2", "name": "坏价格", "brand_external_id": "b1", "price": "12.345"}
+    r = client.post("/api/v1/products", json=body, headers=admin_headers)
+    assert r.status_code == 422
+    assert (r.json()["attr"], r.json()["detail"]) == ("price", "more than two decimals: '12.345'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,10 +95,27 @@ def read_rows(name: str, data: bytes) -> Iterator[tuple[int, dict[str, Any] | st
         raise ValidationFailed("unknown_format", "use a .csv or .jsonl file", "file")
 
 
+MODEL_ERROR = re.compile(r"^(?:Value error, )?([A-Za-z_][\w.]*): (.+)$", re.DOTALL)
+
+
+def locate_error(loc: list[str], message: str) -> tuple[str | None, str]:
+    """The field and reason of a pydantic error.
+
+    Model-level validators cannot set a location, so by convention they start their message
+    with ``field: `` (``"price: not an amount: 'abc'"``); that prefix becomes the field.
+    """
+    if loc:
+        return ".".join(loc), message
+    matched = MODEL_ERROR.match(message)
+    if matched:
+        return matched.group(1), matched.group(2)
+    return None, message
+
+
 def _first_error(exc: ValidationError) -> tuple[str, str]:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "row"
-    return where, err["msg"]
+    where, reason = locate_error([str(p) for p in err["loc"]], err["msg"])
+    return where or "row", reason
 
 
 def validate_rows(

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
 from shequ.core.errors import ShequError
+from shequ.core.importing import locate_error
 
 log = logging.getLogger("shequ.api")
 
@@ -31,8 +32,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     loc = [str(p) for p in first.get("loc", ())]
     if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
         loc = loc[1:]
-    body = error_body("validation_error", str(first.get("type", "invalid")),
-                      str(first.get("msg", "invalid request")), ".".join(loc) or None)
+    attr, detail = locate_error(loc, str(first.get("msg", "invalid request")))
+    body = error_body("validation_error", str(first.get("type", "invalid")), detail, attr)
     return JSONResponse(body, status_code=422)
 
 
