@@ -24,7 +24,8 @@ def test_update_records_before_and_after(client: TestClient, services: Services,
     assert entry.entity == "products"
     assert entry.actor.startswith("apikey:")
     assert entry.at == T0  # the injected clock, not the wall clock
-    assert entry.before is not None and entry.after is not None
+    assert entry.before is not None
+    assert entry.after is not None
     assert (entry.before["stock"], entry.after["stock"]) == (10, 7)
     assert (entry.before["price_fen"], entry.after["price_fen"]) == (9900, 8800)
 

@@ -20,7 +20,8 @@ from shequ.core.web import Services
 def test_password_is_argon2_hashed(session: Session, clock: FixedClock) -> None:
     auth.create_user(session, clock, username="li.na", password="s3cret-pass", role="analyst")
     stored = session.scalar(select(auth.User.password_hash))
-    assert stored is not None and stored.startswith("$argon2id$")
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
     assert "s3cret-pass" not in stored
     assert auth.authenticate(session, clock, "li.na", "s3cret-pass").username == "li.na"
 

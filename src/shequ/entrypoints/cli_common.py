@@ -36,7 +36,8 @@ def fail(exc: ShequError) -> typer.Exit:
 
 def progress() -> Progress:
     """A Rich progress bar on stderr (stdout stays clean for scripts)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                    TimeElapsedColumn(), console=err, transient=False)
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err,
+                    transient=False)
 
 

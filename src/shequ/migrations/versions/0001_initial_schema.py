@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 03:02:42.531906
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import shequ.core.db
-
 
 revision = '0001'
 down_revision = None
