@@ -86,3 +86,30 @@ def test_import_unknown_kind(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", "spaceships", str(f), "--home", str(home)])
     assert result.exit_code == 2
     assert "kind must be one of events" in result.stderr
+
+
+def test_import_taobao_log_twice(home: Path) -> None:
+    from conftest import EVAL_DATA
+
+    log = EVAL_DATA / "events" / "taobao_userbehavior" / "UserBehavior_head84k.csv"
+    if not log.is_file():
+        pytest.skip(f"Taobao log not found at {log} (set SHEQU_EVAL_DATA)")
+    first = runner.invoke(app, ["import", "events", str(log), "--format", "taobao",
+                                "--home", str(home)])
+    assert first.exit_code == 0, first.output
+    assert '"accepted": 84475' in first.stdout
+    again = runner.invoke(app, ["import", "events", str(log), "--format", "taobao",
+                                "--home", str(home)])
+    assert '"accepted": 0' in again.stdout
+    assert '"duplicates": 84475' in again.stdout
+
+
+def test_import_events_jsonl_reports_bad_lines(home: Path, tmp_path: Path) -> None:
+    f = tmp_path / "events.jsonl"
+    good = ('{"event_id": "e1", "name": "page_view", "timestamp": "2026-11-20T08:00:00+08:00", '
+            '"customer_id": "c1"}')
+    bad = '{"event_id": "e2", "name": "page_view", "timestamp": "yesterday", "customer_id": "c1"}'
+    f.write_text(good + "\n" + bad + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["import", "events", str(f), "--home", str(home)])
+    assert '"accepted": 1' in result.stdout
+    assert "line 2: timestamp" in result.stderr

@@ -126,7 +126,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     err.print(table)
 
 
-def _import_events(wired: Services, path: Path) -> dict[str, Any]:
+def _import_events(wired: Services, path: Path, file_format: str) -> dict[str, Any]:
     from shequ.domains.events import service as events
 
     with progress() as bar:
@@ -136,6 +136,8 @@ def _import_events(wired: Services, path: Path) -> dict[str, Any]:
             bar.update(task, completed=rows,
                        info=f"{rows:,} rows, {accepted:,} new, {rejected:,} rejected")
 
+        if file_format == "taobao":
+            return events.import_taobao(wired, path, on_progress=report)
         return events.import_file(wired, path, on_progress=report)
 
 
@@ -144,14 +146,20 @@ def import_cmd(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     skip_invalid: Annotated[bool, typer.Option(help="Keep the good rows of a file "
                                                "with bad ones")] = False,
+    file_format: Annotated[str, typer.Option(
+        "--format", help="events only: 'shequ' (our schema) or 'taobao' (the public "
+        "UserBehavior log)")] = "shequ",
     home: Home = None,
 ) -> None:
     """Import an ERP/CRM/shop export (CSV, JSONL; events also Parquet)."""
     wired = bootstrap(settings_for(home))
     kinds = importers()
     try:
+        if file_format not in {"shequ", "taobao"} or (file_format != "shequ" and kind != "events"):
+            err.print("[red]error[/red]: --format is 'shequ' or 'taobao' (events only)")
+            raise typer.Exit(2)
         if kind == "events":
-            report = _import_events(wired, file)
+            report = _import_events(wired, file, file_format)
         elif kind in kinds:
             with transaction(wired.sessions, actor="cli") as session:
                 report = kinds[kind](session, file.name, file.read_bytes(),

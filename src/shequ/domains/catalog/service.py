@@ -46,14 +46,14 @@ def brand_ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
     """Brand ids for external ids (unknown keys are simply absent)."""
     wanted = sorted(set(keys))
     rows = session.execute(select(Brand.external_id, Brand.id).where(Brand.external_id.in_(wanted)))
-    return dict(rows)
+    return dict(rows.tuples().all())  # dict(result) would misread Result.keys()
 
 
 def _category_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(keys))
     rows = session.execute(select(Category.external_id, Category.id)
                            .where(Category.external_id.in_(wanted)))
-    return dict(rows)
+    return dict(rows.tuples().all())  # dict(result) would misread Result.keys()
 
 
 def create_brand(session: Session, data: BrandIn) -> BrandOut:

@@ -99,6 +99,29 @@ def import_file(services: Services, path: Path, *, chunk_rows: int = 100_000,
             "rejected_count": len(rejected), "rejected": rejected[:1000]}
 
 
+def import_taobao(services: Services, path: Path,
+                  on_progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
+    """Load the public Taobao UserBehavior log (mapping in docs/events.md)."""
+    from shequ.analytics.taobao import taobao_to_arrow
+
+    if not path.is_file():
+        raise ValidationFailed("file_not_found", f"no file {str(path)!r}", "file")
+    try:
+        table = taobao_to_arrow(path)
+    except (ValueError, OSError) as exc:
+        raise ValidationFailed("bad_taobao_file", f"not a Taobao UserBehavior CSV: {exc}",
+                               "file") from exc
+    total = table.num_rows
+
+    def report(done: int) -> None:
+        if on_progress is not None:
+            on_progress(done, done, 0)
+
+    result = event_store(services).ingest_arrow(table, on_progress=report)
+    return {"rows": total, "accepted": result.accepted, "duplicates": result.duplicates,
+            "rejected_count": 0, "rejected": []}
+
+
 def events_per_day(services: Services, days: int) -> list[tuple[date, int]]:
     """Events per local day (deployment time zone) over the last ``days`` days."""
     rows: list[tuple[date, int]] = event_store(services).events_per_day(

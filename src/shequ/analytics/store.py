@@ -1,0 +1,177 @@
+"""EventStore: the events tables in DuckDB (embedded default) or PostgreSQL.
+
+Reads go through ibis (``store.table("events")``); the hot write path uses the backend's
+native connection (a DuckDB cursor or a dedicated psycopg connection) because one
+``INSERT`` from an Arrow table per batch is what makes the ingestion target reachable.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ibis
+import pyarrow as pa
+
+from shequ.analytics.commit import GroupCommit, LinkCache
+from shequ.analytics.events import (
+    EVENT_SCHEMA,
+    ValidatedBatch,
+    identity_links,
+    iter_event_file,
+    keep_first,
+)
+from shequ.analytics.rollup import days_between, local_date, local_day_bounds, local_time
+from shequ.analytics.writers import (
+    EVENT_COLUMNS,
+    EventStoreLocked,
+    Writer,
+    open_duckdb,
+    open_postgres,
+)
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "EventStore",
+    "EventStoreLocked",
+    "IngestResult",
+    "conform",
+    "iter_event_file",
+]
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """How many events were stored and how many were already known (or repeated)."""
+
+    accepted: int
+    duplicates: int
+
+
+class EventStore:
+    """Idempotent, thread-safe event storage; open with :meth:`EventStore.open`."""
+
+    def __init__(self, backend: Any, writer: Writer) -> None:
+        self._backend = backend
+        self._writer = writer
+        self._writes = GroupCommit(writer)
+        self._read_lock = threading.Lock()
+        self._linked = LinkCache()
+
+    @classmethod
+    def open(cls, url: str) -> EventStore:
+        """Open ``duckdb:///path/events.duckdb`` or ``postgresql://…``; create tables."""
+        if url.startswith("duckdb://"):
+            return cls(*open_duckdb(url))
+        if url.startswith(("postgresql://", "postgres://")):
+            return cls(*open_postgres(url))
+        raise ValueError(f"unsupported events URL {url!r}: use duckdb:/// or postgresql://")
+
+    @property
+    def dialect(self) -> str:
+        """``"duckdb"`` or ``"postgres"`` (the sqlglot dialect of :meth:`table`)."""
+        return self._writer.dialect
+
+    @property
+    def backend(self) -> Any:
+        """The ibis backend (for callers composing their own expressions)."""
+        return self._backend
+
+    def table(self, name: str) -> ibis.Table:
+        """An ibis table: ``events``, ``identity_links`` or ``events_daily``."""
+        return self._backend.table(name)
+
+    def to_arrow(self, expr: ibis.Expr) -> pa.Table:
+        """Execute an ibis expression on this store (serialised with other reads)."""
+        with self._read_lock:
+            return expr.to_pyarrow()
+
+    def ingest(self, batch: ValidatedBatch) -> IngestResult:
+        """Store a validated batch atomically; known event_ids count as duplicates."""
+        accepted = self._write(batch.table)
+        return IngestResult(accepted, batch.duplicates + batch.table.num_rows - accepted)
+
+    def ingest_arrow(
+        self,
+        table: pa.Table,
+        on_progress: Callable[[int], None] | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> IngestResult:
+        """Bulk-store validated rows (:data:`EVENT_SCHEMA` columns), one commit per chunk.
+
+        Same dedup rules as :meth:`ingest`; ``on_progress`` gets the rows done so far.
+        """
+        table = conform(table)
+        accepted = duplicates = 0
+        for offset in range(0, table.num_rows, chunk_rows):
+            chunk, repeated = keep_first(table.slice(offset, chunk_rows))
+            stored = self._write(chunk)
+            accepted += stored
+            duplicates += repeated + chunk.num_rows - stored
+            if on_progress is not None:
+                on_progress(min(offset + chunk_rows, table.num_rows))
+        return IngestResult(accepted, duplicates)
+
+    def _write(self, table: pa.Table) -> int:
+        if table.num_rows == 0:
+            return 0
+        links = self._linked.unknown(identity_links(table))
+        accepted = self._writes.submit(table, links)
+        self._linked.remember(links)
+        return accepted
+
+    def execute_atomic(self, statements: Sequence[str]) -> None:
+        """Run SQL statements in one transaction, serialised with ingestion."""
+        with self._writes.exclusive():
+            self._writer.execute_atomic(statements)
+
+    def count(self, since: datetime | None = None) -> int:
+        """Number of stored events (with ``ts >= since`` when given)."""
+        events = self.table("events")
+        if since is not None:
+            events = events.filter(events.ts >= since)
+        return int(self.to_arrow(events.count()).as_py())
+
+    def events_per_day(
+        self, days: int, tz: str = "Asia/Shanghai", until: datetime | date | None = None
+    ) -> list[tuple[date, int]]:
+        """Events per local day in ``tz`` for the ``days`` days ending at ``until``.
+
+        ``until`` is the last day (a date) or an instant whose local date is the last day;
+        default now. Oldest day first; days without events count 0.
+        """
+        zone = ZoneInfo(tz)
+        last = local_date(until or datetime.now(UTC), zone)
+        first = last - timedelta(days=days - 1)
+        events = self.table("events")
+        start, end = local_day_bounds(first, last, zone)
+        window = events.filter(events.ts >= start, events.ts < end)
+        day = local_time(tz, window.ts).date().name("day")
+        counts = self.to_arrow(window.group_by(day).aggregate(events=window.count()))
+        found = dict(zip(counts["day"].to_pylist(), counts["events"].to_pylist(), strict=True))
+        return [(d, int(found.get(d, 0))) for d in days_between(first, last)]
+
+    def close(self) -> None:
+        """Close the write connection and the ibis backend (DuckDB checkpoints here)."""
+        with self._writes.exclusive(), self._read_lock:
+            self._writer.close()
+            self._backend.disconnect()
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Select and cast ``table`` to :data:`EVENT_SCHEMA`; absent optional columns are null."""
+    columns = []
+    for field in EVENT_SCHEMA:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(table.num_rows, field.type))
+        else:
+            raise ValueError(f"events table lacks the required column {field.name!r}")
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
