@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -104,3 +104,20 @@ def transaction(factory: sessionmaker[Session], actor: str | None = None,
         raise
     finally:
         session.close()
+
+
+LOOKUP_CHUNK = 5_000
+
+
+def lookup(session: Session, key: Any, value: Any, keys: Iterable[Any]) -> dict[Any, Any]:
+    """``key -> value`` for the given keys that exist (``None`` keys ignored).
+
+    The keys are queried in chunks so a file of a million ids never builds one giant
+    ``IN (...)`` list (SQLite caps bound parameters).
+    """
+    wanted = sorted({k for k in keys if k is not None})
+    found: dict[Any, Any] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        part = wanted[start:start + LOOKUP_CHUNK]
+        found.update(session.execute(select(key, value).where(key.in_(part))).tuples().all())
+    return found

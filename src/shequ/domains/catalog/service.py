@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shequ.core.clock import Clock
+from shequ.core.db import lookup
 from shequ.core.errors import Conflict, NotFound, ValidationFailed
 from shequ.core.importing import ImportReport, RowError, finish_import, read_rows, validate_rows
 from shequ.core.permissions import Principal
@@ -44,16 +45,11 @@ def _brand_out(row: Brand) -> BrandOut:
 
 def brand_ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
     """Brand ids for external ids (unknown keys are simply absent)."""
-    wanted = sorted(set(keys))
-    rows = session.execute(select(Brand.external_id, Brand.id).where(Brand.external_id.in_(wanted)))
-    return dict(rows.tuples().all())  # dict(result) would misread Result.keys()
+    return lookup(session, Brand.external_id, Brand.id, keys)
 
 
 def _category_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
-    wanted = sorted(set(keys))
-    rows = session.execute(select(Category.external_id, Category.id)
-                           .where(Category.external_id.in_(wanted)))
-    return dict(rows.tuples().all())  # dict(result) would misread Result.keys()
+    return lookup(session, Category.external_id, Category.id, keys)
 
 
 def create_brand(session: Session, data: BrandIn) -> BrandOut:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Integer, String, column, select, table
 from sqlalchemy.orm import Session
 
+from shequ.core.db import lookup
 from shequ.domains.catalog import service as catalog
 from shequ.domains.content.models import Creator, Hub, Post, Review
 
@@ -31,16 +32,9 @@ def _chunks(keys: Iterable[Any]) -> Iterable[list[Any]]:
         yield wanted[start:start + CHUNK]
 
 
-def _pairs(session: Session, key: Any, value: Any, keys: Iterable[Any]) -> dict[Any, Any]:
-    found: dict[Any, Any] = {}
-    for part in _chunks(keys):
-        found.update(session.execute(select(key, value).where(key.in_(part))).tuples().all())
-    return found
-
-
 def customer_ids(session: Session, keys: Iterable[str | None]) -> dict[str, int]:
     """``customer external id -> id`` for the known customers."""
-    return _pairs(session, CUSTOMERS.c.external_id, CUSTOMERS.c.id, keys)
+    return lookup(session, CUSTOMERS.c.external_id, CUSTOMERS.c.id, keys)
 
 
 def order_owners(session: Session, keys: Iterable[str | None]) -> dict[str, tuple[int, int]]:
@@ -71,17 +65,17 @@ def brand_ids(session: Session, keys: Iterable[str | None]) -> dict[str, int]:
 
 def hub_ids(session: Session, keys: Iterable[str | None]) -> dict[str, int]:
     """``hub external id -> id`` for the known hubs."""
-    return _pairs(session, Hub.external_id, Hub.id, keys)
+    return lookup(session, Hub.external_id, Hub.id, keys)
 
 
 def post_ids(session: Session, keys: Iterable[str | None]) -> dict[str, int]:
     """``post external id -> id`` for the known posts."""
-    return _pairs(session, Post.external_id, Post.id, keys)
+    return lookup(session, Post.external_id, Post.id, keys)
 
 
 def creators_of(session: Session, customer_ids_: Iterable[int]) -> dict[int, str]:
     """``customer id -> external id of that customer's creator profile``."""
-    return _pairs(session, Creator.customer_id, Creator.external_id, customer_ids_)
+    return lookup(session, Creator.customer_id, Creator.external_id, customer_ids_)
 
 
 def reviews_of_orders(session: Session,

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from shequ.core import audit
+from shequ.core.db import lookup
 from shequ.core.errors import ValidationFailed
 from shequ.core.importing import ImportReport, RowError, finish_import, read_rows, validate_rows
 from shequ.domains.customers.models import Customer, Device
 from shequ.domains.customers.schemas import CustomerIn, DeviceImportRow
 
-CHUNK = 500
 BULK_CHUNK = 5000
 CUSTOMER_COLUMNS = ("external_id", "nickname", "gender", "city", "birth_year", "phone",
                     "registered_at", "acquisition_channel")
@@ -22,13 +22,7 @@ CUSTOMER_COLUMNS = ("external_id", "nickname", "gender", "city", "birth_year", "
 
 def customer_ids_by_key(session: Session, keys: Iterable[str]) -> dict[str, int]:
     """Customer ids for external ids (unknown keys are simply absent)."""
-    wanted = sorted(set(keys))
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), CHUNK):
-        rows = session.execute(select(Customer.external_id, Customer.id)
-                               .where(Customer.external_id.in_(wanted[start:start + CHUNK])))
-        found.update(dict(rows.tuples().all()))
-    return found
+    return lookup(session, Customer.external_id, Customer.id, keys)
 
 
 def import_customers(session: Session, name: str, data: bytes, *,

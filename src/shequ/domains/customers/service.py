@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shequ.core.clock import Clock
+from shequ.core.db import lookup
 from shequ.core.errors import Conflict, NotFound, ValidationFailed
 from shequ.domains.customers.loading import (
     bulk_load,
@@ -35,18 +36,11 @@ __all__ = [
     "customer_keys_by_id", "get_customer", "identify", "link_identity", "list_customers",
     "resolve_customer",
 ]
-CHUNK = 500
 
 
 def customer_keys_by_id(session: Session, ids: Iterable[int]) -> dict[int, str]:
     """External ids for customer ids (unknown ids are simply absent)."""
-    wanted = sorted(set(ids))
-    found: dict[int, str] = {}
-    for start in range(0, len(wanted), CHUNK):
-        rows = session.execute(select(Customer.id, Customer.external_id)
-                               .where(Customer.id.in_(wanted[start:start + CHUNK])))
-        found.update(dict(rows.tuples().all()))
-    return found
+    return lookup(session, Customer.id, Customer.external_id, ids)
 
 
 def _customer_out(row: Customer) -> CustomerOut:
