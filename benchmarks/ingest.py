@@ -40,7 +40,8 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from shequ.analytics.events import EVENT_SCHEMA, validate_batch
-from shequ.analytics.store import CHECKPOINT_THRESHOLD, EventStore
+from shequ.analytics.store import EventStore
+from shequ.analytics.writers import CHECKPOINT_THRESHOLD
 
 BATCH = 1_000
 NAMES = ["page_view", "product_view", "click", "add_to_cart", "search", "payment"]
