@@ -103,3 +103,11 @@ def test_login_event_links_anonymous_visitor(client: TestClient, services: Servi
     store = events.event_store(services)
     links = store.to_arrow(store.table("identity_links")).to_pylist()
     assert [(row["anonymous_id"], row["customer_id"]) for row in links] == [("anon-0", "c42")]
+
+
+def test_oversized_body_refused_before_parsing(client: TestClient,
+                                               writer: dict[str, str]) -> None:
+    r = client.post("/api/v1/events", content=b"[" + b" " * (17 * 1024 * 1024) + b"]",
+                    headers={**writer, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["code"] == "body_too_large"

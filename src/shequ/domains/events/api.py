@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from shequ.core.errors import PayloadTooLarge
 from shequ.core.permissions import Principal
 from shequ.core.web import ServicesDep, require
 from shequ.domains.events import service
@@ -55,11 +56,26 @@ _BODY = {
 }
 
 
+async def _read_capped(request: Request) -> bytes:
+    """The request body, refusing to buffer more than the batch limit allows."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > service.MAX_BODY_BYTES:
+        raise PayloadTooLarge("body_too_large", "a batch may hold at most 16 MiB")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > service.MAX_BODY_BYTES:
+            raise PayloadTooLarge("body_too_large", "a batch may hold at most 16 MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/events", response_model=IngestAnswer, openapi_extra=_BODY,
              summary="Ingest a batch of events (gzip allowed)")
 async def ingest_events(request: Request, wired: ServicesDep,
                         _principal: Annotated[Principal, require("events:write")]) -> Response:
-    body = await request.body()
+    body = await _read_capped(request)
     answer = await run_in_threadpool(service.ingest, wired, body,
                                      request.headers.get("content-encoding"))
     return Response(orjson.dumps(answer), media_type="application/json")
