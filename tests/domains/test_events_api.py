@@ -111,3 +111,20 @@ def test_oversized_body_refused_before_parsing(client: TestClient,
                     headers={**writer, "Content-Type": "application/json"})
     assert r.status_code == 413
     assert r.json()["code"] == "body_too_large"
+
+
+def test_identify_api_links_visitor_for_analytics(client: TestClient, services: Services,
+                                                  admin_headers: dict[str, str]) -> None:
+    created = client.post("/api/v1/customers", json={"external_id": "c7", "nickname": "小七"},
+                          headers=admin_headers)
+    assert created.status_code == 201
+    r = client.post("/api/v1/customers/c7/identify", json={"anonymous_id": "anon-7"},
+                    headers=admin_headers)
+    assert r.status_code == 200
+    store = events.event_store(services)
+    links = store.to_arrow(store.table("identity_links")).to_pylist()
+    assert [(row["anonymous_id"], row["customer_id"]) for row in links] == [("anon-7", "c7")]
+    taken = client.post("/api/v1/customers/c7/identify", json={"anonymous_id": "anon-7"},
+                        headers=admin_headers)
+    assert taken.status_code == 200  # idempotent on both sides
+    assert store.to_arrow(store.table("identity_links")).num_rows == 1

@@ -126,6 +126,18 @@ class EventStore:
         self._linked.remember(links)
         return accepted
 
+    def link_identity(self, anonymous_id: str, customer_id: str) -> None:
+        """Record that an anonymous visitor is a known customer (the first link wins).
+
+        Events carrying both ids link themselves on ingestion; this is for merges that
+        happen elsewhere, such as a login reported to the customers API.
+        """
+        links = self._linked.unknown(pa.table({"anonymous_id": [anonymous_id],
+                                               "customer_id": [customer_id]}))
+        if links.num_rows:
+            self._writes.submit(EVENT_SCHEMA.empty_table(), links)
+            self._linked.remember(links)
+
     def execute_atomic(self, statements: Sequence[str]) -> None:
         """Run SQL statements in one transaction, serialised with ingestion."""
         with self._writes.exclusive():

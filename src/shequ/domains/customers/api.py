@@ -19,6 +19,7 @@ from shequ.domains.customers.schemas import (
     IdentifyIn,
     IdentityOut,
 )
+from shequ.domains.events import service as events
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 Reader = Annotated[Principal, require("customers:read")]
@@ -48,7 +49,11 @@ def get_customer(session: DbSession, _principal: Reader, external_id: str) -> Cu
 @router.post("/customers/{external_id}/identify", response_model=IdentityOut)
 def identify(session: DbSession, wired: ServicesDep, _principal: Writer, external_id: str,
              data: IdentifyIn) -> IdentityOut:
-    return service.identify(session, wired.clock, external_id, data.anonymous_id)
+    linked = service.identify(session, wired.clock, external_id, data.anonymous_id)
+    # The event store keeps its own copy of the link so funnels and retention count the
+    # visitor's earlier anonymous events as this customer's.
+    events.link_visitor(wired, data.anonymous_id, external_id)
+    return linked
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201,

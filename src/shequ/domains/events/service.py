@@ -122,6 +122,11 @@ def import_taobao(services: Services, path: Path,
             "rejected_count": 0, "rejected": []}
 
 
+def link_visitor(services: Services, anonymous_id: str, customer_external_id: str) -> None:
+    """Tell the event store that ``anonymous_id`` is this customer, for analytics."""
+    event_store(services).link_identity(anonymous_id, customer_external_id)
+
+
 def events_per_day(services: Services, days: int) -> list[tuple[date, int]]:
     """Events per local day (deployment time zone) over the last ``days`` days."""
     rows: list[tuple[date, int]] = event_store(services).events_per_day(
