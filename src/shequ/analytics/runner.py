@@ -1,0 +1,121 @@
+"""The shape every analytics query takes: a typed query, validation rules, an ibis plan.
+
+A query kind is a small :class:`QueryRunner` subclass (as in PostHog): a pydantic query
+schema that forbids unknown fields, a tuple of :class:`Rule` objects with stable error
+codes, ``build(store)`` returning a pure ibis expression (no backend-specific SQL, so the
+same plan compiles to DuckDB and PostgreSQL) and ``run(store)`` returning a pydantic result.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import ibis
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from shequ.analytics.rollup import local_day_bounds
+from shequ.core.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from shequ.analytics.store import EventStore
+
+MAX_RANGE_DAYS = 366
+
+
+class AnalyticsQuery(BaseModel):
+    """Base of query schemas: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DateRangeQuery(AnalyticsQuery):
+    """A query over the local days ``date_from..date_to`` (inclusive) in ``tz``."""
+
+    date_from: date
+    date_to: date
+    tz: str = "Asia/Shanghai"
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """The UTC instants ``[start, end)`` of the local date range."""
+        return local_day_bounds(self.date_from, self.date_to, ZoneInfo(self.tz))
+
+
+Q = TypeVar("Q", bound=AnalyticsQuery)
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(Generic[Q]):
+    """One validation rule: ``check`` returns the failure detail, or None when it holds."""
+
+    code: str
+    attr: str
+    check: Callable[[Q], str | None]
+
+    def enforce(self, query: Q) -> None:
+        """Raise :class:`ValidationFailed` with this rule's code if it is broken."""
+        detail = self.check(query)
+        if detail is not None:
+            raise ValidationFailed(self.code, detail, self.attr)
+
+
+def _range_in_order(query: DateRangeQuery) -> str | None:
+    if query.date_to < query.date_from:
+        return f"date_to {query.date_to} is before date_from {query.date_from}"
+    return None
+
+
+def _range_not_too_long(query: DateRangeQuery) -> str | None:
+    days = (query.date_to - query.date_from).days + 1
+    return f"at most {MAX_RANGE_DAYS} days, got {days}" if days > MAX_RANGE_DAYS else None
+
+
+def _known_timezone(query: DateRangeQuery) -> str | None:
+    try:
+        ZoneInfo(query.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {query.tz!r}"
+    return None
+
+
+DATE_RANGE_RULES: tuple[Rule[Any], ...] = (
+    Rule("unknown_timezone", "tz", _known_timezone),
+    Rule("bad_date_range", "date_to", _range_in_order),
+    Rule("date_range_too_long", "date_to", _range_not_too_long),
+)
+
+
+class QueryRunner(ABC, Generic[Q, R]):
+    """Validates a query on construction; ``build`` plans it, ``run`` answers it."""
+
+    query_type: ClassVar[type[AnalyticsQuery]]
+    rules: ClassVar[tuple[Rule[Any], ...]] = ()
+
+    def __init__(self, query: Q) -> None:
+        for rule in self.rules:
+            rule.enforce(query)
+        self.query = query
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Q:
+        """The query from plain data; schema errors become ``invalid_query`` failures."""
+        try:
+            return cls.query_type.model_validate(data)  # type: ignore[return-value]
+        except PydanticValidationError as exc:
+            first = exc.errors()[0]
+            attr = ".".join(str(part) for part in first["loc"]) or None
+            raise ValidationFailed("invalid_query", first["msg"], attr) from exc
+
+    @abstractmethod
+    def build(self, store: EventStore) -> ibis.Table:
+        """The ibis expression whose rows :meth:`run` turns into the result."""
+
+    @abstractmethod
+    def run(self, store: EventStore) -> R:
+        """Execute the query on ``store`` and return the typed result."""
