@@ -128,3 +128,34 @@ def test_identify_api_links_visitor_for_analytics(client: TestClient, services: 
                         headers=admin_headers)
     assert taken.status_code == 200  # idempotent on both sides
     assert store.to_arrow(store.table("identity_links")).num_rows == 1
+
+
+def _journey(person: str, names: list[str], start_minute: int = 0) -> list[dict[str, Any]]:
+    return [{"event_id": f"{person}-{i}", "name": name, "customer_id": person,
+             "timestamp": f"2026-11-20T10:{start_minute + i:02d}:00+08:00", "channel": "app"}
+            for i, name in enumerate(names)]
+
+
+def test_funnel_over_http(client: TestClient, services: Services, writer: dict[str, str],
+                          admin_headers: dict[str, str]) -> None:
+    batch = (_journey("c1", ["product_view", "add_to_cart", "checkout", "payment"])
+             + _journey("c2", ["product_view", "add_to_cart", "checkout"])
+             + _journey("c3", ["product_view"]))
+    assert client.post("/api/v1/events", json=batch, headers=writer).json()["accepted"] == 8
+    query = {"steps": ["product_view", "add_to_cart", "checkout", "payment"],
+             "date_from": "2026-11-20", "date_to": "2026-11-20", "window": 3600}
+    r = client.post("/api/v1/analytics/funnels", json=query, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    counts = [step["count"] for step in r.json()["steps"]]
+    assert counts == [3, 2, 2, 1]
+
+
+def test_funnel_refuses_bad_queries_and_partners(client: TestClient, services: Services,
+                                                 admin_headers: dict[str, str]) -> None:
+    one_step = {"steps": ["payment"], "date_from": "2026-11-20", "date_to": "2026-11-20"}
+    r = client.post("/api/v1/analytics/funnels", json=one_step, headers=admin_headers)
+    assert (r.status_code, r.json()["code"]) == (422, "funnel_needs_two_steps")
+    partner = bearer(make_key(services, ["analytics:read"], brand_ids=[1]))
+    query = {**one_step, "steps": ["checkout", "payment"]}
+    r = client.post("/api/v1/analytics/funnels", json=query, headers=partner)
+    assert (r.status_code, r.json()["code"]) == (403, "platform_wide_analytics")

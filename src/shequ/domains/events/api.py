@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from shequ.analytics.funnels import FunnelQuery, FunnelResult
 from shequ.core.errors import PayloadTooLarge
 from shequ.core.permissions import Principal
 from shequ.core.web import ServicesDep, require
@@ -79,3 +80,10 @@ async def ingest_events(request: Request, wired: ServicesDep,
     answer = await run_in_threadpool(service.ingest, wired, body,
                                      request.headers.get("content-encoding"))
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@router.post("/analytics/funnels", response_model=FunnelResult,
+             summary="Run a funnel over the events (ordered, strict or any order)")
+def run_funnel(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+               query: FunnelQuery) -> FunnelResult:
+    return service.run_funnel(wired, principal, query)

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from shequ.analytics.events import BatchTooLarge, MalformedBatch, validate_batch
+from shequ.analytics.funnels import FunnelQuery, FunnelResult, FunnelRunner
 from shequ.analytics.store import EventStore, EventStoreLocked, iter_event_file
-from shequ.core.errors import PayloadTooLarge, Unavailable, ValidationFailed
+from shequ.core.errors import PayloadTooLarge, PermissionDenied, Unavailable, ValidationFailed
+from shequ.core.permissions import Principal
 from shequ.core.web import Services
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -125,6 +127,17 @@ def import_taobao(services: Services, path: Path,
 def link_visitor(services: Services, anonymous_id: str, customer_external_id: str) -> None:
     """Tell the event store that ``anonymous_id`` is this customer, for analytics."""
     event_store(services).link_identity(anonymous_id, customer_external_id)
+
+
+def run_funnel(services: Services, principal: Principal, query: FunnelQuery) -> FunnelResult:
+    """A funnel over the event store (semantics in docs/analytics.md).
+
+    Events carry no brand, so funnels are platform-wide: partners are refused.
+    """
+    if principal.brand_ids is not None:
+        raise PermissionDenied("platform_wide_analytics",
+                               "funnels cover every brand's visitors; partners cannot run them")
+    return FunnelRunner(query).run(event_store(services))
 
 
 def events_per_day(services: Services, days: int) -> list[tuple[date, int]]:
