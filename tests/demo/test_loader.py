@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from shequ.analytics.funnels import FunnelQuery, FunnelResult, FunnelRunner, diagnose
 from shequ.core.web import Services
 from shequ.demo.loader import load_demo
 from shequ.domains.events import service as events
@@ -66,3 +67,23 @@ def test_loading_twice_is_refused_and_leaves_one_copy(services: Services,
         load_demo(services, size="small", seed=7, end=END)
     assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == 500
     assert events.event_count(services) == 20_000
+
+
+def test_funnel_diagnosis_names_the_planted_payment_drop(summary: dict[str, object],
+                                                        services: Services) -> None:
+    planted = summary["planted"]
+    assert isinstance(planted, dict)
+    first, last = planted["payment_drop"]["days"]
+    steps = ["product_view", "add_to_cart", "checkout", "payment"]
+    store = events.event_store(services)
+
+    def funnel(day_from: date, day_to: date) -> FunnelResult:
+        query = FunnelQuery(steps=steps, date_from=day_from, date_to=day_to,
+                            window=timedelta(hours=2))
+        return FunnelRunner(query).run(store)
+
+    dropped = funnel(first, last)
+    baseline = funnel(first - timedelta(days=14), first - timedelta(days=1))
+    found = diagnose(dropped, baseline)
+    assert found.name == "payment"
+    assert found.deviation > 0.2
