@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -86,3 +87,23 @@ def open_store(url: str) -> Iterator[EventStore]:
     finally:
         store.execute_atomic(["DELETE FROM events", "DELETE FROM identity_links"])
         store.close()
+
+
+@pytest.fixture(scope="module", name="pg_url")
+def pg_url_fixture(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A PostgreSQL database of the test module's own, dropped afterwards."""
+    prefix = "shequ_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with postgres_database(prefix) as url:
+        yield url
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)],
+                name="store")
+def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    """The same tests on a DuckDB file and on this run's PostgreSQL database."""
+    if request.param == "duckdb":
+        url = f"duckdb://{tmp_path}/events.duckdb"
+    else:
+        url = request.getfixturevalue("pg_url")
+    with open_store(url) as opened:
+        yield opened

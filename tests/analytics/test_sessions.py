@@ -4,14 +4,19 @@ brute-force reference on random event streams."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journeys import ingest_rows, journeys_for, open_store, postgres_database
+from journeys import (  # the two fixtures are used by name: pg_url, store
+    ingest_rows,
+    journeys_for,
+    open_store,
+    pg_url_fixture,  # noqa: F401
+    store_fixture,  # noqa: F401
+)
 
 from shequ.analytics.sessions import SessionsQuery, SessionsRunner
 from shequ.analytics.store import EventStore
@@ -20,22 +25,6 @@ from shequ.core.errors import ValidationFailed
 
 DAY = date(2026, 11, 20)
 TAOBAO = default_taobao_path()
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with postgres_database("shequ_sessions") as url:
-        yield url
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[EventStore]:
-    if request.param == "duckdb":
-        url = f"duckdb://{tmp_path}/events.duckdb"
-    else:
-        url = request.getfixturevalue("pg_url")
-    with open_store(url) as opened:
-        yield opened
 
 
 def ev(clock: str, day: int = 20, name: str = "view", **fields: Any) -> dict[str, Any]:
