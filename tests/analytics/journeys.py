@@ -30,6 +30,8 @@ from shequ.analytics.store import EventStore
 PG_ADMIN_URL = os.environ.get("SHEQU_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 Journeys = Mapping[str, Sequence[Mapping[str, Any]]]
 _IDENTITY = ("customer_id", "anonymous_id")
+STORE_TABLES = ("events", "identity_links", "events_daily", "dim_devices", "dim_products",
+                "segment_members", "metric_values")
 
 
 def journey_rows(journeys: Journeys) -> list[dict[str, Any]]:
@@ -85,7 +87,7 @@ def open_store(url: str) -> Iterator[EventStore]:
     try:
         yield store
     finally:
-        store.execute_atomic(["DELETE FROM events", "DELETE FROM identity_links"])
+        store.execute_atomic([f"DELETE FROM {table}" for table in STORE_TABLES])
         store.close()
 
 

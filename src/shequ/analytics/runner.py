@@ -12,13 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ibis
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
+from shequ.analytics.persons import with_person_id
 from shequ.analytics.rollup import local_day_bounds
 from shequ.core.errors import ValidationFailed
 
@@ -44,6 +45,44 @@ class DateRangeQuery(AnalyticsQuery):
     def bounds(self) -> tuple[datetime, datetime]:
         """The UTC instants ``[start, end)`` of the local date range."""
         return local_day_bounds(self.date_from, self.date_to, ZoneInfo(self.tz))
+
+
+DeviceKind = Literal["ios", "android", "pc"]
+
+
+class ScopedQuery(DateRangeQuery):
+    """A date range plus the console's filters: channels, device kinds, a saved segment.
+
+    ``channels``/``devices``: keep events of these channels / of devices of these kinds
+    (``dim_devices``; events without a known device are dropped by a device filter).
+    ``segment``: keep events of persons who are members of this saved segment
+    (``segment_members``). ``None`` means no filter.
+    """
+
+    channels: list[str] | None = None
+    devices: list[DeviceKind] | None = None
+    segment: str | None = None
+
+
+def scoped_events(store: EventStore, query: ScopedQuery,
+                  start: datetime | None = None, end: datetime | None = None) -> ibis.Table:
+    """The events in ``[start, end)`` (default: the query's local date range) that pass the
+    query's filters, with ``person_id`` (see :func:`with_person_id`)."""
+    first, last = query.bounds()
+    events = store.table("events")
+    events = events.filter(events.ts >= (start or first), events.ts < (end or last))
+    if query.channels is not None:
+        events = events.filter(events.channel.isin(query.channels))
+    if query.devices is not None:
+        devices = store.table("dim_devices")
+        kinds = devices.filter(devices.kind.isin(query.devices))
+        events = events.filter(events.device_id.isin(kinds.device_id))
+    events = with_person_id(store, events)
+    if query.segment is not None:
+        members = store.table("segment_members")
+        members = members.filter(members.segment == query.segment)
+        events = events.filter(events.person_id.isin(members.customer_id))
+    return events
 
 
 Q = TypeVar("Q", bound=AnalyticsQuery)
@@ -76,6 +115,12 @@ def _range_not_too_long(query: DateRangeQuery) -> str | None:
     return f"at most {MAX_RANGE_DAYS} days, got {days}" if days > MAX_RANGE_DAYS else None
 
 
+def _known_segment_name(query: ScopedQuery) -> str | None:
+    if query.segment is not None and not query.segment.strip():
+        return "a segment name cannot be blank"
+    return None
+
+
 def _known_timezone(query: DateRangeQuery) -> str | None:
     try:
         ZoneInfo(query.tz)
@@ -88,6 +133,10 @@ DATE_RANGE_RULES: tuple[Rule[Any], ...] = (
     Rule("unknown_timezone", "tz", _known_timezone),
     Rule("bad_date_range", "date_to", _range_in_order),
     Rule("date_range_too_long", "date_to", _range_not_too_long),
+)
+SCOPED_RULES: tuple[Rule[Any], ...] = (
+    *DATE_RANGE_RULES,
+    Rule("blank_segment", "segment", _known_segment_name),
 )
 
 

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_ROWS = 100_000
+REPLACEABLE = ("dim_devices", "dim_products", "segment_members", "metric_values")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,8 @@ class EventStore:
         return self._backend
 
     def table(self, name: str) -> ibis.Table:
-        """An ibis table: ``events``, ``identity_links`` or ``events_daily``."""
+        """An ibis table: ``events``, ``identity_links``, ``events_daily``, a dimension
+        (``dim_devices``, ``dim_products``, ``segment_members``) or ``metric_values``."""
         return self._backend.table(name)
 
     def to_arrow(self, expr: ibis.Expr) -> pa.Table:
@@ -142,6 +144,18 @@ class EventStore:
         """Run SQL statements in one transaction, serialised with ingestion."""
         with self._writes.exclusive():
             self._writer.execute_atomic(statements)
+
+    def replace_rows(self, name: str, rows: pa.Table, where: str = "TRUE") -> None:
+        """Delete the rows of table ``name`` matching the SQL condition ``where`` and insert
+        ``rows`` (columns named as the table's), in one transaction serialised with ingestion.
+
+        Used for the dimension tables (``dim_devices``, ``dim_products``,
+        ``segment_members``) and for ``metric_values``.
+        """
+        if name not in REPLACEABLE:
+            raise ValueError(f"{name!r} is not a replaceable table; use one of {REPLACEABLE}")
+        with self._writes.exclusive():
+            self._writer.replace(name, f"DELETE FROM {name} WHERE {where}", rows)
 
     def count(self, since: datetime | None = None) -> int:
         """Number of stored events (with ``ts >= since`` when given)."""

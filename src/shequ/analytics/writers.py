@@ -49,6 +49,19 @@ def _schema_sql(double: str) -> list[str]:
             day DATE NOT NULL, name TEXT NOT NULL, channel TEXT NOT NULL,
             events BIGINT NOT NULL, customers BIGINT NOT NULL,
             PRIMARY KEY (day, name, channel))""",
+        # Dimensions copied from the entity store, so analytics can break down and filter
+        # by device kind, brand and saved segment without reaching across databases.
+        """CREATE TABLE IF NOT EXISTS dim_devices (
+            device_id TEXT PRIMARY KEY, kind TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS dim_products (
+            sku TEXT PRIMARY KEY, brand_id TEXT, category_id TEXT)""",
+        """CREATE TABLE IF NOT EXISTS segment_members (
+            segment TEXT NOT NULL, customer_id TEXT NOT NULL,
+            PRIMARY KEY (segment, customer_id))""",
+        f"""CREATE TABLE IF NOT EXISTS metric_values (
+            metric TEXT NOT NULL, grain TEXT NOT NULL, bucket_start TIMESTAMPTZ NOT NULL,
+            value {double}, computed_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (metric, grain, bucket_start))""",
     ]
 
 
@@ -60,6 +73,8 @@ class Writer(Protocol):
     def write_all(self, events: pa.Table, links: pa.Table) -> bool: ...
 
     def execute_atomic(self, statements: Sequence[str]) -> None: ...
+
+    def replace(self, name: str, delete_sql: str, rows: pa.Table) -> None: ...
 
     def close(self) -> None: ...
 
@@ -124,6 +139,16 @@ class DuckWriter:
         with self._transaction() as cur:
             for statement in statements:
                 cur.execute(statement)
+
+    def replace(self, name: str, delete_sql: str, rows: pa.Table) -> None:
+        """Run ``delete_sql`` and append ``rows`` to table ``name`` in one transaction."""
+        with self._transaction() as cur:
+            cur.execute(delete_sql)
+            if rows.num_rows:
+                cur.register("_shequ_rows", rows)
+                cols = ", ".join(rows.column_names)
+                cur.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _shequ_rows")
+                cur.unregister("_shequ_rows")
 
     def close(self) -> None:
         self._cur.close()
@@ -194,6 +219,15 @@ class PgWriter:
         with self._con.transaction():
             for statement in statements:
                 self._con.execute(statement)
+
+    def replace(self, name: str, delete_sql: str, rows: pa.Table) -> None:
+        """Run ``delete_sql`` and COPY ``rows`` into table ``name`` in one transaction."""
+        with self._con.transaction(), self._con.cursor() as cur:
+            cur.execute(delete_sql)
+            if rows.num_rows:
+                cols = ", ".join(rows.column_names)
+                with cur.copy(f"COPY {name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(_csv(rows))
 
     def close(self) -> None:
         self._con.close()
