@@ -66,7 +66,7 @@ def write_values(store: EventStore, grain: Grain, start: datetime, end: datetime
     where = (f"grain = '{grain}' AND bucket_start >= {_sql_instant(start)} "
              f"AND bucket_start < {_sql_instant(end)}")  # fmt: skip
     store.replace_rows("metric_values", rows, where)
-    return rows.num_rows
+    return int(rows.num_rows)
 
 
 def read_values(store: EventStore, metrics: Sequence[str] | None, grain: Grain,
