@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -312,3 +313,74 @@ def test_runner_matches_brute_force_reference(
     assert [s.count for s in result.steps] == [
         sum(1 for d in depths if d > k) for k in range(len(query.steps))
     ]
+
+
+def dims(store: EventStore) -> None:
+    store.replace_rows("dim_devices", pa.table({"device_id": ["d1", "d2"],
+                                                "kind": ["ios", "pc"]}))
+    store.replace_rows("dim_products", pa.table({"sku": ["SK1", "SK2"], "brand_id": ["b01", "b02"],
+                                                 "category_id": ["beauty.cream", None]}))
+    store.replace_rows("segment_members", pa.table({"segment": ["vip", "vip", "new"],
+                                                    "customer_id": ["c1", "c2", "c2"]}))
+
+
+BREAKDOWN_JOURNEYS = {
+    "c1": [ev("view", "08:00", device_id="d1", properties='{"sku": "SK1"}'),
+           ev("pay", "08:10", device_id="d1")],
+    "c2": [ev("view", "09:00", device_id="d2", properties='{"sku":"SK2","quantity":1}'),
+           ev("pay", "09:10", device_id="d2")],
+    "c3": [ev("view", "10:00", device_id="d9", properties='{"sku": "SK9"}')],
+}
+
+
+@pytest.mark.parametrize(("breakdown", "expected"), [
+    ("device", [("", [1, 0]), ("ios", [1, 1]), ("pc", [1, 1])]),
+    ("brand", [("", [1, 0]), ("b01", [1, 1]), ("b02", [1, 1])]),
+    ("segment", [("vip", [2, 2]), ("", [1, 0]), ("new", [1, 1])]),
+])  # fmt: skip
+def test_breakdown_by_device_brand_and_segment(
+    store: EventStore, breakdown: str, expected: list[tuple[str, list[int]]]
+) -> None:
+    dims(store)
+    journeys_for(store, BREAKDOWN_JOURNEYS)
+    result = funnel(store, ["view", "pay"], breakdown=breakdown).run(store)
+    assert [(s.breakdown_value, [step.count for step in s.steps])
+            for s in result.breakdown] == expected  # fmt: skip
+    assert [step.count for step in result.steps] == [3, 2]  # c2 in two segments counts once
+
+
+def test_breakdown_segments_limits_the_series(store: EventStore) -> None:
+    dims(store)
+    journeys_for(store, BREAKDOWN_JOURNEYS)
+    result = funnel(store, ["view", "pay"], breakdown="segment",
+                    breakdown_segments=["new"]).run(store)  # fmt: skip
+    assert [(s.breakdown_value, s.steps[0].count) for s in result.breakdown] == [
+        ("", 2), ("new", 1)]
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    ({"channels": ["web"]}, [1, 1]),
+    ({"devices": ["ios", "pc"]}, [2, 2]),
+    ({"devices": ["android"]}, [0, 0]),
+    ({"segment": "vip"}, [2, 2]),
+    ({"segment": "nobody"}, [0, 0]),
+])  # fmt: skip
+def test_filters_by_channel_device_and_segment(
+    store: EventStore, filters: dict[str, Any], expected: list[int]
+) -> None:
+    dims(store)
+    journeys = {person: [dict(e, channel="web" if person == "c1" else "app") for e in events]
+                for person, events in BREAKDOWN_JOURNEYS.items()}  # fmt: skip
+    journeys_for(store, journeys)
+    result = funnel(store, ["view", "pay"], **filters).run(store)
+    assert [step.count for step in result.steps] == expected
+
+
+def test_segment_rules() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        FunnelRunner(FunnelQuery(steps=["a", "b"], date_from=DAY, date_to=DAY,
+                                 breakdown="channel", breakdown_segments=["vip"]))
+    assert caught.value.code == "segments_without_segment_breakdown"
+    with pytest.raises(ValidationFailed) as caught:
+        FunnelRunner(FunnelQuery(steps=["a", "b"], date_from=DAY, date_to=DAY, segment=" "))
+    assert (caught.value.code, caught.value.attr) == ("blank_segment", "segment")

@@ -87,3 +87,18 @@ def test_funnel_diagnosis_names_the_planted_payment_drop(summary: dict[str, obje
     found = diagnose(dropped, baseline)
     assert found.name == "payment"
     assert found.deviation > 0.2
+
+
+def test_dimensions_let_the_funnel_break_down_by_device_kind(summary: dict[str, object],
+                                                             services: Services) -> None:
+    store = events.event_store(services)
+    devices = store.to_arrow(store.table("dim_devices")).to_pylist()
+    assert {row["kind"] for row in devices} == {"ios", "android", "pc"}
+    assert len(store.to_arrow(store.table("dim_products"))) == 60
+    last = date.fromisoformat(summary["window"][1])  # type: ignore[index]
+    result = FunnelRunner(FunnelQuery(steps=["product_view", "add_to_cart"], breakdown="device",
+                                      date_from=last - timedelta(days=29),
+                                      date_to=last)).run(store)  # fmt: skip
+    kinds = {series.breakdown_value for series in result.breakdown}
+    assert {"ios", "android", "pc"} <= kinds
+    assert sum(s.steps[1].count for s in result.breakdown) == result.steps[1].count

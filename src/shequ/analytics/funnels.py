@@ -15,26 +15,33 @@ from typing import TYPE_CHECKING, Any, Literal
 import ibis
 from pydantic import BaseModel
 
-from shequ.analytics.persons import with_person_id
-from shequ.analytics.runner import DATE_RANGE_RULES, DateRangeQuery, QueryRunner, Rule
+from shequ.analytics.runner import SCOPED_RULES, QueryRunner, Rule, ScopedQuery, scoped_events
 from shequ.core.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from shequ.analytics.store import EventStore
 
 FunnelOrder = Literal["strict", "ordered", "any_order"]
+Breakdown = Literal["channel", "device", "brand", "segment"]
 MIN_STEPS, MAX_STEPS = 2, 10
 MAX_WINDOW = timedelta(days=90)
 NO_VALUE = ""
 
 
-class FunnelQuery(DateRangeQuery):
-    """Steps (2-10 event names), conversion window, order mode, optional breakdown."""
+class FunnelQuery(ScopedQuery):
+    """Steps (2-10 event names), conversion window, order mode, optional breakdown.
+
+    Breakdowns are read off the person's first step (the anchor): its ``channel``, the kind
+    of its device (``dim_devices``), the brand of the product it names (``properties.sku``
+    → ``dim_products``), or the saved segments the person belongs to (``segment_members``;
+    only ``breakdown_segments`` when given). A person in two segments is in both series.
+    """
 
     steps: list[str]
     window: timedelta = timedelta(days=14)
     order: FunnelOrder = "ordered"
-    breakdown: Literal["channel"] | None = None
+    breakdown: Breakdown | None = None
+    breakdown_segments: list[str] | None = None
 
 
 class FunnelStep(BaseModel):
@@ -102,13 +109,21 @@ def _distinct_when_unordered(query: FunnelQuery) -> str | None:
     return None
 
 
+def _segments_need_segment_breakdown(query: FunnelQuery) -> str | None:
+    if query.breakdown_segments is not None and query.breakdown != "segment":
+        return "breakdown_segments needs breakdown='segment'"
+    return None
+
+
 FUNNEL_RULES: tuple[Rule[Any], ...] = (
-    *DATE_RANGE_RULES,
+    *SCOPED_RULES,
     Rule("funnel_needs_two_steps", "steps", _step_count),
     Rule("funnel_too_many_steps", "steps", _not_too_many),
     Rule("window_not_positive", "window", _window_positive),
     Rule("window_too_long", "window", _window_short),
     Rule("any_order_repeated_step", "steps", _distinct_when_unordered),
+    Rule("segments_without_segment_breakdown", "breakdown_segments",
+         _segments_need_segment_breakdown),
 )
 
 
@@ -122,9 +137,10 @@ class FunnelRunner(QueryRunner[FunnelQuery, FunnelResult]):
         """``person_id, breakdown, ts_0 … ts_{n-1}``: when the person reached each step
         (null from the first step not reached)."""
         span = _span(store, self.query)
+        anchors = _anchors(store, span, self.query)
         if self.query.order == "any_order":
-            return _any_order(span, self.query)
-        return _in_order(span, self.query)
+            return _any_order(span, anchors, self.query)
+        return _in_order(span, anchors, self.query)
 
     def run(self, store: EventStore) -> FunnelResult:
         """Execute the plan and aggregate per step (and per breakdown value)."""
@@ -143,33 +159,61 @@ def _span(store: EventStore, query: FunnelQuery) -> ibis.Table:
     only the steps' events.
     """
     start, end = query.bounds()
-    events = store.table("events")
-    events = events.filter(events.ts >= start, events.ts < end + query.window)
+    events = scoped_events(store, query, start, end + query.window)
     if query.order != "strict":
         events = events.filter(events.name.isin(query.steps))
-    events = with_person_id(store, events)
     order = [events.ts, events.event_id]
     seq = ibis.row_number().over(group_by=events.person_id, order_by=order)
-    return events.select("person_id", "name", "ts", "channel", seq=seq)
+    return events.select("person_id", "name", "ts", "channel", "device_id", "properties",
+                         seq=seq)  # fmt: skip
 
 
-def _anchors(span: ibis.Table, query: FunnelQuery, names: list[str]) -> ibis.Table:
-    """Each person's first event in the date range named in ``names``."""
+def _anchors(store: EventStore, span: ibis.Table, query: FunnelQuery) -> ibis.Table:
+    """Each person's first event in the date range that can start the funnel (``steps[0]``;
+    any step for ``any_order``), with the breakdown value(s) read off it."""
     _, end = query.bounds()
+    names = list(query.steps) if query.order == "any_order" else [query.steps[0]]
     first = span.filter(span.name.isin(names), span.ts < end)
     first = first.mutate(first_seq=first.seq.min().over(group_by=first.person_id))
     first = first.filter(first.seq == first.first_seq)
-    breakdown = ibis.coalesce(first.channel, ibis.literal(NO_VALUE))
+    return _with_breakdown(store, first, query).select(
+        "person_id", "breakdown", seq_0=first.seq, ts_0=first.ts
+    )
+
+
+SKU_PATTERN = r'"sku"\s*:\s*"([^"]*)"'
+
+
+def _with_breakdown(store: EventStore, first: ibis.Table, query: FunnelQuery) -> ibis.Table:
+    """``first`` plus ``breakdown`` (``""`` when the anchor has no value)."""
+    none = ibis.literal(NO_VALUE)
     if query.breakdown is None:
-        breakdown = ibis.literal(NO_VALUE)
-    return first.select("person_id", breakdown=breakdown, seq_0=first.seq, ts_0=first.ts)
+        return first.mutate(breakdown=none)
+    if query.breakdown == "channel":
+        return first.mutate(breakdown=ibis.coalesce(first.channel, none))
+    if query.breakdown == "device":
+        devices = store.table("dim_devices")
+        devices = devices.select(d_device=devices.device_id, d_kind=devices.kind)
+        joined = first.left_join(devices, first.device_id == devices.d_device)
+        return joined.mutate(breakdown=ibis.coalesce(joined.d_kind, none))
+    if query.breakdown == "brand":
+        products = store.table("dim_products")
+        products = products.select(p_sku=products.sku, p_brand=products.brand_id)
+        sku = first.properties.re_extract(SKU_PATTERN, 1)
+        joined = first.left_join(products, sku == products.p_sku)
+        return joined.mutate(breakdown=ibis.coalesce(joined.p_brand, none))
+    members = store.table("segment_members")
+    if query.breakdown_segments is not None:
+        members = members.filter(members.segment.isin(query.breakdown_segments))
+    members = members.select(m_customer=members.customer_id, m_segment=members.segment)
+    joined = first.left_join(members, first.person_id == members.m_customer)
+    return joined.mutate(breakdown=ibis.coalesce(joined.m_segment, none))
 
 
-def _in_order(span: ibis.Table, query: FunnelQuery) -> ibis.Table:
+def _in_order(span: ibis.Table, reached: ibis.Table, query: FunnelQuery) -> ibis.Table:
     """Ordered/strict: step k is the earliest ``steps[k]`` event after step k-1 (strict:
     the very next event), no later than ``ts_0 + window``. Earliest is optimal: it leaves
     the most room for the steps after it."""
-    reached = _anchors(span, query, [query.steps[0]])
     for k in range(1, len(query.steps)):
         reached = _next_step(reached, span, query, k)
     names = [f"ts_{k}" for k in range(len(query.steps))]
@@ -191,10 +235,9 @@ def _next_step(reached: ibis.Table, span: ibis.Table, query: FunnelQuery, k: int
     )
 
 
-def _any_order(span: ibis.Table, query: FunnelQuery) -> ibis.Table:
+def _any_order(span: ibis.Table, anchors: ibis.Table, query: FunnelQuery) -> ibis.Table:
     """Any order: the anchor is the first event of any step; level k is reached when the
     (k+1)-th distinct step is first done within ``ts_0 + window``."""
-    anchors = _anchors(span, query, list(query.steps))
     anchors = anchors.select(a_person=anchors.person_id, a_seq=anchors.seq_0,
                              a_ts=anchors.ts_0, breakdown=anchors.breakdown)  # fmt: skip
     joined = span.join(
@@ -216,10 +259,14 @@ def _any_order(span: ibis.Table, query: FunnelQuery) -> ibis.Table:
 
 
 def aggregate(query: FunnelQuery, rows: list[dict[str, Any]]) -> FunnelResult:
-    """The result from per-person rows (``breakdown, ts_0 …``) of :meth:`FunnelRunner.build`."""
+    """The result from per-person rows (``person_id, breakdown, ts_0 …``) of
+    :meth:`FunnelRunner.build`; a person with several breakdown values (segments) has one
+    row per value and counts once in the overall steps."""
     series: dict[str, list[dict[str, Any]]] = {}
+    persons: dict[str, dict[str, Any]] = {}
     for row in rows:
         series.setdefault(row["breakdown"], []).append(row)
+        persons.setdefault(row["person_id"], row)
     breakdown = [
         FunnelSeries(breakdown_value=value, steps=_steps(query.steps, members))
         for value, members in series.items()
@@ -227,7 +274,7 @@ def aggregate(query: FunnelQuery, rows: list[dict[str, Any]]) -> FunnelResult:
     breakdown.sort(key=lambda s: (-s.steps[0].count, s.breakdown_value))
     return FunnelResult(
         order=query.order,
-        steps=_steps(query.steps, rows),
+        steps=_steps(query.steps, list(persons.values())),
         breakdown=breakdown if query.breakdown is not None else [],
     )
 

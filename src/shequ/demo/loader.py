@@ -58,6 +58,7 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     event_rows = _load_events(services, community, on_progress)
     first, last = community.start.date(), community.end.date()
     events.rollup(services, first - timedelta(days=1), last + timedelta(days=1))
+    events.sync_dimensions(services)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),

@@ -272,3 +272,15 @@ def bulk_load(session: Session, brands: list[dict[str, Any]], categories: list[d
 
 
 IMPORTERS = {"brands": import_brands, "products": import_products}
+
+
+def product_dimension(session: Session) -> list[tuple[str, str, str | None]]:
+    """``(sku, brand external_id, category external_id)`` of every product, for analytics."""
+    category = select(Category.id, Category.external_id).subquery()
+    rows = session.execute(
+        select(Product.sku, Brand.external_id, category.c.external_id)
+        .join(Brand, Brand.id == Product.brand_id)
+        .outerjoin(category, category.c.id == Product.category_id)
+        .order_by(Product.sku)
+    )
+    return [(sku, brand, cat) for sku, brand, cat in rows]

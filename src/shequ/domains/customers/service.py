@@ -189,3 +189,9 @@ def registered_between(session: Session, since: datetime, until: datetime) -> in
 
 
 IMPORTERS = {"customers": import_customers, "devices": import_devices}
+
+
+def device_dimension(session: Session) -> list[tuple[str, str]]:
+    """``(device external_id, kind)`` of every device, for analytics breakdowns."""
+    rows = session.execute(select(Device.external_id, Device.kind).order_by(Device.external_id))
+    return [(device, kind) for device, kind in rows]

@@ -140,6 +140,30 @@ def run_funnel(services: Services, principal: Principal, query: FunnelQuery) -> 
     return FunnelRunner(query).run(event_store(services))
 
 
+def sync_dimensions(services: Services) -> dict[str, int]:
+    """Copy device kinds and product brands from the entity store into the event store's
+    ``dim_devices`` / ``dim_products`` (whole-table replace), for breakdowns and filters."""
+    import pyarrow as pa
+
+    from shequ.domains.catalog import service as catalog
+    from shequ.domains.customers import service as customers
+
+    with services.sessions() as session:
+        devices = customers.device_dimension(session)
+        products = catalog.product_dimension(session)
+    store = event_store(services)
+    store.replace_rows("dim_devices", pa.table({
+        "device_id": pa.array([d for d, _ in devices], pa.string()),
+        "kind": pa.array([k for _, k in devices], pa.string()),
+    }))  # fmt: skip
+    store.replace_rows("dim_products", pa.table({
+        "sku": pa.array([p[0] for p in products], pa.string()),
+        "brand_id": pa.array([p[1] for p in products], pa.string()),
+        "category_id": pa.array([p[2] for p in products], pa.string()),
+    }))  # fmt: skip
+    return {"devices": len(devices), "products": len(products)}
+
+
 def events_per_day(services: Services, days: int) -> list[tuple[date, int]]:
     """Events per local day (deployment time zone) over the last ``days`` days."""
     rows: list[tuple[date, int]] = event_store(services).events_per_day(
