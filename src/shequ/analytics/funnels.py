@@ -13,6 +13,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from shequ.analytics.runner import SCOPED_RULES, QueryRunner, Rule, ScopedQuery, scoped_events
@@ -136,7 +139,10 @@ class FunnelRunner(QueryRunner[FunnelQuery, FunnelResult]):
     def build(self, store: EventStore) -> ibis.Table:
         """``person_id, breakdown, ts_0 … ts_{n-1}``: when the person reached each step
         (null from the first step not reached)."""
-        span = _span(store, self.query)
+        if self.query.order == "ordered":
+            span = _span(store, self.query, numbered=False)
+            return _ordered(span, _first_by_position(store, span, self.query), self.query)
+        span = _span(store, self.query, numbered=True)
         anchors = _anchors(store, span, self.query)
         if self.query.order == "any_order":
             return _any_order(span, anchors, self.query)
@@ -144,16 +150,16 @@ class FunnelRunner(QueryRunner[FunnelQuery, FunnelResult]):
 
     def run(self, store: EventStore) -> FunnelResult:
         """Execute the plan and aggregate per step (and per breakdown value)."""
-        rows = store.to_arrow(self.build(store)).to_pylist()
-        return aggregate(self.query, rows)
+        return aggregate_arrow(self.query, self.execute(store))
 
 
 def _window(query: FunnelQuery) -> ibis.IntervalScalar:
     return ibis.interval(seconds=int(query.window.total_seconds()))
 
 
-def _span(store: EventStore, query: FunnelQuery) -> ibis.Table:
-    """Events that may take part, with ``person_id`` and ``seq`` (0, 1, … by ts, event_id).
+def _span(store: EventStore, query: FunnelQuery, *, numbered: bool) -> ibis.Table:
+    """Events that may take part, with ``person_id`` and, when ``numbered``, ``seq``
+    (0, 1, … by ts, event_id: what strict and any-order funnels compare).
 
     ``strict`` keeps every event (any other event breaks the chain); the other modes keep
     only the steps' events.
@@ -162,10 +168,71 @@ def _span(store: EventStore, query: FunnelQuery) -> ibis.Table:
     events = scoped_events(store, query, start, end + query.window)
     if query.order != "strict":
         events = events.filter(events.name.isin(query.steps))
+    # Only the column the breakdown reads rides along: wide columns (``properties``) would
+    # multiply the cost of the per-person sort and of the joins.
+    extra = {"channel": ["channel"], "device": ["device_id"], "brand": ["properties"]}
+    columns = ["person_id", "name", "ts", "event_id", *extra.get(query.breakdown or "", [])]
+    if not numbered:
+        return events.select(*columns)
     order = [events.ts, events.event_id]
     seq = ibis.row_number().over(group_by=events.person_id, order_by=order)
-    return events.select("person_id", "name", "ts", "channel", "device_id", "properties",
-                         seq=seq)  # fmt: skip
+    return events.select(*columns, seq=seq)
+
+
+def _not_before(ts: ibis.Value, event_id: ibis.Value, prev_ts: ibis.Value,
+                prev_id: ibis.Value) -> ibis.BooleanValue:
+    """With ``ts >= prev_ts`` already a join condition: ``(ts, event_id) > (prev_ts,
+    prev_id)``. Kept out of the join (an aggregate filter instead) so the join stays an
+    equi-join on the person plus simple range conditions, which every engine hashes."""
+    return (ts > prev_ts) | (event_id > prev_id)  # type: ignore[no-any-return]
+
+
+def _first_by_position(store: EventStore, span: ibis.Table, query: FunnelQuery) -> ibis.Table:
+    """Ordered funnels: each person's first ``steps[0]`` event in the date range (smallest
+    ``(ts, event_id)``), found by aggregation instead of numbering every event."""
+    _, end = query.bounds()
+    first = span.filter(span.name == query.steps[0], span.ts < end)
+    earliest = first.group_by("person_id").aggregate(m_ts=first.ts.min())
+    earliest = earliest.select(m_person=earliest.person_id, m_ts=earliest.m_ts)
+    tied = first.join(earliest, [first.person_id == earliest.m_person, first.ts == earliest.m_ts])
+    ids = tied.group_by("person_id").aggregate(a_id=tied.event_id.min())
+    anchor = first.join(ids.select(a_id=ids.a_id), first.event_id == ids.a_id)
+    anchor = _with_breakdown(store, anchor, query)
+    return anchor.select("person_id", "breakdown", ts_0=anchor.ts, id_0=anchor.event_id)
+
+
+def _ordered(span: ibis.Table, reached: ibis.Table, query: FunnelQuery) -> ibis.Table:
+    """Ordered: step k is the ``steps[k]`` event with the smallest ``(ts, event_id)`` after
+    step k-1's, no later than ``ts_0 + window`` (the earliest leaves the most room for the
+    steps after it). Two joins per step: the earliest time, then the smallest id at it."""
+    last = len(query.steps) - 1
+    for k in range(1, last + 1):
+        steps = span.filter(span.name == query.steps[k])
+        steps = steps.select(c_person=steps.person_id, c_ts=steps.ts, c_id=steps.event_id)
+        prev_ts = reached[f"ts_{k - 1}"]
+        joined = reached.left_join(steps, [reached.person_id == steps.c_person,
+                                           steps.c_ts >= prev_ts,
+                                           steps.c_ts <= reached.ts_0 + _window(query)])
+        after = _not_before(joined.c_ts, joined.c_id, joined[f"ts_{k - 1}"],
+                            joined[f"id_{k - 1}"])
+        reached = _regroup(joined, reached, **{f"ts_{k}": joined.c_ts.min(where=after)})
+        if k == last:
+            break
+        # The id only matters against an event of the next step at the very same instant.
+        joined = reached.left_join(steps, [reached.person_id == steps.c_person,
+                                           steps.c_ts == reached[f"ts_{k}"]])
+        after = _not_before(joined.c_ts, joined.c_id, joined[f"ts_{k - 1}"],
+                            joined[f"id_{k - 1}"])
+        reached = _regroup(joined, reached, **{f"id_{k}": joined.c_id.min(where=after)})
+    return reached.select("person_id", "breakdown", *(f"ts_{k}" for k in range(last + 1)))
+
+
+def _regroup(joined: ibis.Table, reached: ibis.Table, **new: ibis.Value) -> ibis.Table:
+    """Back to one row per (person, breakdown): the reached columns are constant within
+    the group (``min`` is the portable way to carry them), plus the ``new`` aggregates."""
+    carried = {name: joined[name].min() for name in reached.columns
+               if name not in ("person_id", "breakdown")}
+    return joined.group_by(["person_id", "breakdown"]).aggregate(**carried, **new)
 
 
 def _anchors(store: EventStore, span: ibis.Table, query: FunnelQuery) -> ibis.Table:
@@ -211,9 +278,8 @@ def _with_breakdown(store: EventStore, first: ibis.Table, query: FunnelQuery) ->
 
 
 def _in_order(span: ibis.Table, reached: ibis.Table, query: FunnelQuery) -> ibis.Table:
-    """Ordered/strict: step k is the earliest ``steps[k]`` event after step k-1 (strict:
-    the very next event), no later than ``ts_0 + window``. Earliest is optimal: it leaves
-    the most room for the steps after it."""
+    """Strict: step k is the event right after step k-1 (by ``seq``) if it is ``steps[k]``,
+    no later than ``ts_0 + window``."""
     for k in range(1, len(query.steps)):
         reached = _next_step(reached, span, query, k)
     names = [f"ts_{k}" for k in range(len(query.steps))]
@@ -230,9 +296,8 @@ def _next_step(reached: ibis.Table, span: ibis.Table, query: FunnelQuery, k: int
         [reached.person_id == steps.c_person, follows, steps.c_ts <= reached.ts_0 + _window(query)],
     )
     # seq follows (ts, event_id), so the smallest seq is also the earliest ts.
-    return joined.group_by(list(reached.columns)).aggregate(
-        **{f"seq_{k}": joined.c_seq.min(), f"ts_{k}": joined.c_ts.min()}
-    )
+    return _regroup(joined, reached, **{f"seq_{k}": joined.c_seq.min(),
+                                        f"ts_{k}": joined.c_ts.min()})
 
 
 def _any_order(span: ibis.Table, anchors: ibis.Table, query: FunnelQuery) -> ibis.Table:
@@ -277,6 +342,51 @@ def aggregate(query: FunnelQuery, rows: list[dict[str, Any]]) -> FunnelResult:
         steps=_steps(query.steps, list(persons.values())),
         breakdown=breakdown if query.breakdown is not None else [],
     )
+
+
+def aggregate_arrow(query: FunnelQuery, table: pa.Table) -> FunnelResult:
+    """:func:`aggregate` on the Arrow table of :meth:`FunnelRunner.build`, vectorised.
+
+    The table has one row per person and breakdown value; a person in several segments
+    counts once in the overall steps.
+    """
+    persons = table
+    if query.breakdown == "segment":
+        ordered = table.take(pc.sort_indices(table, [("person_id", "ascending")]))
+        ids = ordered.column("person_id").to_numpy(zero_copy_only=False)
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = ids[1:] != ids[:-1]
+        persons = ordered.filter(pa.array(first))
+    breakdown = []
+    if query.breakdown is not None:
+        for value in pc.unique(table.column("breakdown")).to_pylist():
+            members = table.filter(pc.equal(table.column("breakdown"), value))
+            breakdown.append(FunnelSeries(breakdown_value=value,
+                                          steps=_arrow_steps(query.steps, members)))
+        breakdown.sort(key=lambda s: (-s.steps[0].count, s.breakdown_value))
+    return FunnelResult(order=query.order, steps=_arrow_steps(query.steps, persons),
+                        breakdown=breakdown)
+
+
+def _arrow_steps(names: list[str], table: pa.Table) -> list[FunnelStep]:
+    # ts_k is null from the first step not reached on, so a step's count is its non-nulls.
+    micros = [table.column(f"ts_{k}").cast(pa.int64()) for k in range(len(names))]
+    counts = [table.num_rows - column.null_count for column in micros]
+    result = []
+    for k, name in enumerate(names):
+        previous = counts[k - 1] if k else counts[0]
+        median = None
+        if k and counts[k]:
+            gaps = pc.drop_null(pc.subtract(micros[k], micros[k - 1]))
+            median = float(np.median(gaps.to_numpy(zero_copy_only=False))) / 1e6
+        result.append(FunnelStep(
+            order=k, name=name, count=counts[k],
+            conversion_from_previous=_ratio(counts[k], previous),
+            conversion_from_first=_ratio(counts[k], counts[0]),
+            dropped_from_previous=previous - counts[k],
+            median_seconds_from_previous=median,
+        ))  # fmt: skip
+    return result
 
 
 def _depth(row: dict[str, Any], steps: int) -> int:

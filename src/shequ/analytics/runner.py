@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ibis
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
@@ -164,6 +165,16 @@ class QueryRunner(ABC, Generic[Q, R]):
     @abstractmethod
     def build(self, store: EventStore) -> ibis.Table:
         """The ibis expression whose rows :meth:`run` turns into the result."""
+
+    def execute(self, store: EventStore) -> pa.Table:
+        """The rows of :meth:`build` (the compiled plan is reused for an equal query, see
+        :meth:`EventStore.run_plan`)."""
+        key = f"{type(self).__module__}.{type(self).__qualname__}:{self.query.model_dump_json()}"
+        run_plan = getattr(store, "run_plan", None)
+        if run_plan is None:  # a store without plan caching (e.g. Spark)
+            return store.to_arrow(self.build(store))
+        table: pa.Table = run_plan(key, lambda: self.build(store))
+        return table
 
     @abstractmethod
     def run(self, store: EventStore) -> R:
