@@ -184,7 +184,7 @@ def _not_before(ts: ibis.Value, event_id: ibis.Value, prev_ts: ibis.Value,
     """With ``ts >= prev_ts`` already a join condition: ``(ts, event_id) > (prev_ts,
     prev_id)``. Kept out of the join (an aggregate filter instead) so the join stays an
     equi-join on the person plus simple range conditions, which every engine hashes."""
-    return (ts > prev_ts) | (event_id > prev_id)  # type: ignore[no-any-return]
+    return (ts > prev_ts) | (event_id > prev_id)
 
 
 def _first_by_position(store: EventStore, span: ibis.Table, query: FunnelQuery) -> ibis.Table:

@@ -9,7 +9,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from shequ.analytics.dwell import DwellQuery, DwellResult, DwellRunner
 from shequ.analytics.funnels import FunnelQuery, FunnelResult
+from shequ.analytics.heatmaps import HeatmapQuery, HeatmapResult, HeatmapRunner
+from shequ.analytics.paths import PathsQuery, PathsResult, PathsRunner
+from shequ.analytics.retention import RetentionQuery, RetentionResult, RetentionRunner
+from shequ.analytics.trends import TrendsQuery, TrendsResult, TrendsRunner
 from shequ.core.errors import PayloadTooLarge
 from shequ.core.permissions import Principal
 from shequ.core.web import ServicesDep, require
@@ -87,3 +92,39 @@ async def ingest_events(request: Request, wired: ServicesDep,
 def run_funnel(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
                query: FunnelQuery) -> FunnelResult:
     return service.run_funnel(wired, principal, query)
+
+
+@router.post("/analytics/trends", response_model=TrendsResult,
+             summary="Count, unique people or a property's sum per hour, day or week")
+def run_trends(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+               query: TrendsQuery) -> TrendsResult:
+    return service.analyse(wired, principal, TrendsRunner(query))
+
+
+@router.post("/analytics/paths", response_model=PathsResult,
+             summary="Top page paths of sessions, as a list and as Sankey nodes and links")
+def run_paths(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+              query: PathsQuery) -> PathsResult:
+    return service.analyse(wired, principal, PathsRunner(query))
+
+
+@router.post("/analytics/retention", response_model=RetentionResult,
+             summary="Retention cohorts by first day or week, D1/D7/D30")
+def run_retention(wired: ServicesDep,
+                  principal: Annotated[Principal, require("analytics:read")],
+                  query: RetentionQuery) -> RetentionResult:
+    return service.analyse(wired, principal, RetentionRunner(query))
+
+
+@router.post("/analytics/dwell", response_model=DwellResult,
+             summary="Dwell-time distribution per page or content type")
+def run_dwell(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+              query: DwellQuery) -> DwellResult:
+    return service.analyse(wired, principal, DwellRunner(query))
+
+
+@router.post("/analytics/heatmaps", response_model=HeatmapResult,
+             summary="Clicks on a page in normalised x/y bins")
+def run_heatmap(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+                query: HeatmapQuery) -> HeatmapResult:
+    return service.analyse(wired, principal, HeatmapRunner(query))

@@ -12,16 +12,20 @@ import zlib
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from shequ.analytics.events import BatchTooLarge, MalformedBatch, validate_batch
 from shequ.analytics.funnels import FunnelQuery, FunnelResult, FunnelRunner
+from shequ.analytics.runner import QueryRunner
 from shequ.analytics.store import EventStore, EventStoreLocked, iter_event_file
 from shequ.core.errors import PayloadTooLarge, PermissionDenied, Unavailable, ValidationFailed
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+R = TypeVar("R", bound=BaseModel)
 _open_lock = threading.Lock()
 
 
@@ -129,15 +133,20 @@ def link_visitor(services: Services, anonymous_id: str, customer_external_id: st
     event_store(services).link_identity(anonymous_id, customer_external_id)
 
 
-def run_funnel(services: Services, principal: Principal, query: FunnelQuery) -> FunnelResult:
-    """A funnel over the event store (semantics in docs/analytics.md).
+def analyse(services: Services, principal: Principal, runner: QueryRunner[Any, R]) -> R:
+    """Run an analytics query runner on the event store (semantics in docs/analytics.md).
 
-    Events carry no brand, so funnels are platform-wide: partners are refused.
+    Events carry no brand, so behaviour analytics are platform-wide: partners are refused.
     """
     if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_analytics",
-                               "funnels cover every brand's visitors; partners cannot run them")
-    return FunnelRunner(query).run(event_store(services))
+        raise PermissionDenied("platform_wide_analytics", "behaviour analytics cover every "
+                               "brand's visitors; partners cannot run them")
+    return runner.run(event_store(services))
+
+
+def run_funnel(services: Services, principal: Principal, query: FunnelQuery) -> FunnelResult:
+    """A funnel over the event store; partners are refused (see :func:`analyse`)."""
+    return analyse(services, principal, FunnelRunner(query))
 
 
 def sync_dimensions(services: Services) -> dict[str, int]:
