@@ -139,7 +139,7 @@ class DwellRunner(QueryRunner[DwellQuery, DwellResult]):
 
     def run(self, store: EventStore) -> DwellResult:
         """Execute the plan; seconds and bins are shaped here."""
-        rows = store.to_arrow(self.build(store)).to_pylist()
+        rows = self.execute(store).to_pylist()
         return DwellResult(by=self.query.by, groups=[summary(row) for row in rows])
 
 

@@ -130,7 +130,7 @@ class HeatmapRunner(QueryRunner[HeatmapQuery, HeatmapResult]):
 
     def run(self, store: EventStore) -> HeatmapResult:
         """Execute the plan; cells are ordered and elements decoded, merged and ranked here."""
-        rows = store.to_arrow(self.build(store)).to_pylist()
+        rows = self.execute(store).to_pylist()
         return assemble(self.query, rows)
 
 

@@ -213,7 +213,7 @@ class PathsRunner(QueryRunner[PathsQuery, PathsResult]):
 
     def run(self, store: EventStore) -> PathsResult:
         """Execute the plan and count paths, nodes, links and the anchor's neighbours."""
-        rows = store.to_arrow(self.build(store)).to_pylist()
+        rows = self.execute(store).to_pylist()
         return aggregate(self.query, rows)
 
 

@@ -144,7 +144,7 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
 
     def run(self, store: EventStore) -> RetentionResult:
         """Execute the plan and lay the counts out as cohorts × complete periods."""
-        rows = store.to_arrow(self.build(store)).to_pylist()
+        rows = self.execute(store).to_pylist()
         return aggregate(self.query, rows)
 
 

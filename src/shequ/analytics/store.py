@@ -67,7 +67,7 @@ class EventStore:
         self._read_lock = threading.Lock()
         self._linked = LinkCache()
         self._tables: dict[str, ibis.Table] = {}
-        self._plans: OrderedDict[str, str] = OrderedDict()
+        self._plans: OrderedDict[str, tuple[str, pa.Schema]] = OrderedDict()
 
     @classmethod
     def open(cls, url: str) -> EventStore:
@@ -100,7 +100,7 @@ class EventStore:
                 found = self._tables[name] = self._backend.table(name)
             return found
 
-    def run_plan(self, key: str, build: Callable[[], ibis.Expr]) -> pa.Table:
+    def run_plan(self, key: str, build: Callable[[], ibis.Table]) -> pa.Table:
         """Execute the plan ``build()`` names by ``key`` (the same key = the same plan).
 
         On DuckDB the compiled SQL is kept per key (at most :data:`PLAN_CACHE` of them):
@@ -111,17 +111,22 @@ class EventStore:
         if self.dialect != "duckdb":
             return self.to_arrow(build())
         with self._read_lock:
-            sql = self._plans.get(key)
-            if sql is not None:
+            plan = self._plans.get(key)
+            if plan is not None:
                 self._plans.move_to_end(key)
-        if sql is None:
-            sql = ibis.to_sql(build(), dialect="duckdb")
+        if plan is None:
+            expr = build()
+            # The expression's schema, so the answer has the types ibis would give it
+            # (DuckDB's own sums are 128-bit decimals, for one).
+            plan = (ibis.to_sql(expr, dialect="duckdb"), expr.schema().to_pyarrow())
             with self._read_lock:
-                self._plans[key] = sql
+                self._plans[key] = plan
                 while len(self._plans) > PLAN_CACHE:
                     self._plans.popitem(last=False)
+        sql, schema = plan
         with self._read_lock:
-            return self._backend.con.execute(sql).fetch_arrow_table()
+            table = self._backend.con.execute(sql).fetch_arrow_table()
+        return table.cast(schema)
 
     def to_arrow(self, expr: ibis.Expr) -> pa.Table:
         """Execute an ibis expression on this store (serialised with other reads)."""

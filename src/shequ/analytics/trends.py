@@ -148,7 +148,7 @@ class TrendsRunner(QueryRunner[TrendsQuery, TrendsResult]):
 
     def run(self, store: EventStore) -> TrendsResult:
         """Execute the plan and zero-fill every bucket of the range."""
-        rows = store.to_arrow(self.build(store)).to_pylist()
+        rows = self.execute(store).to_pylist()
         return assemble(self.query, rows)
 
 
