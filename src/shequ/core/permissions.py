@@ -18,6 +18,8 @@ class Role(StrEnum):
 # Every permission a route can declare. Keys and roles are granted subsets of these.
 PERMISSIONS: frozenset[str] = frozenset(
     {
+        "alerts:read",
+        "alerts:write",
         "analytics:read",
         "audit:read",
         "catalog:read",

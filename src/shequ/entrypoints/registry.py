@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-DOMAINS = ("catalog", "customers", "orders", "content", "events")
+DOMAINS = ("catalog", "customers", "orders", "content", "events", "alerts")
 CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
 
 

@@ -16,6 +16,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
 from shequ.core.web import Services
+from shequ.domains.alerts import service as alerts
 from shequ.domains.events import service as events
 
 log = logging.getLogger("shequ.worker")
@@ -28,6 +29,7 @@ class Queue:
     huey: Huey
     rollup_events: Any
     daily_rollup: Any
+    evaluate_alerts: Any
 
 
 def make_huey(queue_url: str, name: str = "shequ") -> Huey:
@@ -60,7 +62,18 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
         log.info("daily rollup wrote %d rows", written)
         return written
 
-    return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup)
+    # At minute 15, after the metrics refresh: hourly rules on the last complete hour, daily
+    # rules on yesterday. Re-judging yesterday every hour is idempotent and retries failed
+    # notifications.
+    @huey.periodic_task(crontab(minute="15"), name="evaluate_alerts")  # type: ignore[untyped-decorator]
+    def evaluate_alerts() -> int:
+        reports = alerts.evaluate_due(services)
+        raised = sum(report.raised for report in reports)
+        log.info("alert evaluation raised %d alerts", raised)
+        return raised
+
+    return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
+                 evaluate_alerts=evaluate_alerts)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:
