@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from shequ.analytics.events import BatchTooLarge, MalformedBatch, validate_batch
 from shequ.analytics.funnels import FunnelQuery, FunnelResult, FunnelRunner
+from shequ.analytics.metric_values import MetricValue
 from shequ.analytics.runner import QueryRunner
 from shequ.analytics.store import EventStore, EventStoreLocked, iter_event_file
 from shequ.core.errors import PayloadTooLarge, PermissionDenied, Unavailable, ValidationFailed
@@ -193,3 +194,40 @@ def rollup(services: Services, day_from: date, day_to: date) -> int:
     written: int = rollup_daily(event_store(services), day_from, day_to,
                                 services.settings.timezone)
     return written
+
+
+def refresh_metrics(services: Services, day_from: date, day_to: date) -> int:
+    """Recompute the 18 core metrics (hourly and daily) of local days ``day_from..day_to``
+    in the deployment time zone and store them; rows written (docs/metrics.md)."""
+    from shequ.analytics.metrics import refresh
+
+    written: int = refresh(event_store(services), day_from, day_to,
+                           services.settings.timezone, services.clock.now())
+    return written
+
+
+def stored_metrics(services: Services, principal: Principal, grain: str,
+                   day_from: date, day_to: date,
+                   metrics: list[str] | None = None) -> list[MetricValue]:
+    """Stored metric values with buckets in the local days ``day_from..day_to``.
+
+    The metrics are platform-wide (events carry no brand): partners are refused.
+    """
+    from shequ.analytics.metric_values import GRAINS, read_values
+    from shequ.analytics.metrics import METRICS
+    from shequ.analytics.rollup import local_day_bounds
+
+    if principal.brand_ids is not None:
+        raise PermissionDenied("platform_wide_analytics",
+                               "metrics cover every brand's visitors; partners cannot read them")
+    if grain not in GRAINS:
+        raise ValidationFailed("unknown_grain", f"grain must be one of {GRAINS}", "grain")
+    if day_to < day_from:
+        raise ValidationFailed("bad_date_range", "date_to is before date_from", "date_to")
+    if (day_to - day_from).days > 366:
+        raise ValidationFailed("date_range_too_long", "at most 366 days", "date_to")
+    unknown = [name for name in metrics or [] if name not in METRICS]
+    if unknown:
+        raise ValidationFailed("unknown_metric", f"unknown metric {unknown[0]!r}", "metric")
+    start, end = local_day_bounds(day_from, day_to, services.settings.zone)
+    return read_values(event_store(services), metrics, grain, start, end)
