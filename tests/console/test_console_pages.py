@@ -145,7 +145,9 @@ def test_analyst_sees_no_admin_pages(client: TestClient, services: Services) -> 
     add_user(services, "ana", "analyst")
     log_in(client, "ana")
     page = client.get("/console/")
-    assert nav_links(page.text) == ["/console/", "/console/products"]
+    assert nav_links(page.text) == [
+        "/console/", "/console/metrics", "/console/alerts", "/console/funnel", "/console/paths",
+        "/console/heatmap", "/console/dwell", "/console/retention", "/console/products"]
     assert "数据分析师" in page.text
     denied = client.get("/console/api-keys")
     assert denied.status_code == 403
@@ -157,7 +159,10 @@ def test_every_nav_link_of_an_admin_opens(client: TestClient, services: Services
     add_user(services, "admin", "admin")
     log_in(client, "admin")
     links = nav_links(client.get("/console/").text)
-    assert links == ["/console/", "/console/products", "/console/audit", "/console/api-keys"]
+    assert links == ["/console/", "/console/metrics", "/console/alerts", "/console/funnel",
+                     "/console/paths", "/console/heatmap", "/console/dwell",
+                     "/console/retention", "/console/products", "/console/audit",
+                     "/console/api-keys"]
     assert {link: client.get(link).status_code for link in links} == dict.fromkeys(links, 200)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from shequ.core.db import transaction
+from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
 from shequ.demo.generator import Community, generate
+from shequ.domains.alerts import service as alerts
 from shequ.domains.catalog import service as catalog
 from shequ.domains.content import service as content
 from shequ.domains.customers import service as customers
@@ -50,6 +52,17 @@ def _load_events(services: Services, community: Community, on_progress: Progress
     return done
 
 
+def _monitor(services: Services, first: date, last: date) -> None:
+    """The 18 metrics over the window, the starter alert rules, and their evaluation (the
+    planted payment drop raises a red alert on the payment rate)."""
+    events.refresh_metrics(services, first, last)
+    with transaction(services.sessions, actor="cli") as session:
+        alerts.install_starter_rules(session, services, CLI_PRINCIPAL)
+    zone = services.settings.zone
+    alerts.evaluate(services, "day", datetime.combine(first, time(), zone),
+                    datetime.combine(last, time(), zone))
+
+
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
               on_progress: Progress = _quiet) -> dict[str, Any]:
     """Generate the ``size`` community for ``seed`` ending on ``end``, load it, summarise."""
@@ -59,6 +72,9 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     first, last = community.start.date(), community.end.date()
     events.rollup(services, first - timedelta(days=1), last + timedelta(days=1))
     events.sync_dimensions(services)
+    on_progress("metrics", 0, 1)
+    _monitor(services, first, last)
+    on_progress("metrics", 1, 1)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),

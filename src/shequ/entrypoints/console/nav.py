@@ -20,10 +20,18 @@ class NavEntry:
     label: str
     permission: str
     icon: str
+    platform_wide: bool = False  # behaviour analytics: events carry no brand
 
 
 NAV: tuple[NavEntry, ...] = (
     NavEntry(HOME_PATH, N_("Overview"), "analytics:read", "chart"),
+    NavEntry(f"{PREFIX}/metrics", N_("Metrics"), "analytics:read", "gauge", True),
+    NavEntry(f"{PREFIX}/alerts", N_("Alerts"), "alerts:read", "bell"),
+    NavEntry(f"{PREFIX}/funnel", N_("Funnel"), "analytics:read", "funnel", True),
+    NavEntry(f"{PREFIX}/paths", N_("Paths"), "analytics:read", "flow", True),
+    NavEntry(f"{PREFIX}/heatmap", N_("Heatmap"), "analytics:read", "grid", True),
+    NavEntry(f"{PREFIX}/dwell", N_("Dwell time"), "analytics:read", "clock", True),
+    NavEntry(f"{PREFIX}/retention", N_("Retention"), "analytics:read", "repeat", True),
     NavEntry(f"{PREFIX}/products", N_("Products"), "catalog:read", "box"),
     NavEntry(f"{PREFIX}/audit", N_("Audit log"), "audit:read", "list"),
     NavEntry(f"{PREFIX}/api-keys", N_("API keys"), "users:admin", "key"),
@@ -34,7 +42,8 @@ def visible_nav(principal: Principal | None) -> list[NavEntry]:
     """The entries ``principal`` can open (none for an anonymous visitor)."""
     if principal is None:
         return []
-    return [entry for entry in NAV if principal.can(entry.permission)]
+    return [entry for entry in NAV if principal.can(entry.permission)
+            and not (entry.platform_wide and principal.brand_ids is not None)]
 
 
 def active_entry(path: str) -> NavEntry | None:

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from shequ.core.permissions import Principal
+from shequ.entrypoints.console.formatting import Msg, percent, seconds
 from shequ.entrypoints.console.i18n import (
     HTML_LANG,
     LANGUAGE_NAMES,
@@ -58,7 +59,8 @@ def _environment(locale: str, zone: ZoneInfo, version: str) -> Environment:
     formats = Formats(locale, zone)
     env.filters.update(day=formats.day, short_day=formats.short_day, moment=formats.moment,
                        money=formats.money, exact_money=formats.exact_money,
-                       number=formats.number)
+                       number=formats.number, pct=percent, duration=seconds)
+    env.tests["msgid"] = lambda value: isinstance(value, Msg)
     env.globals.update(locale=locale, html_lang=HTML_LANG[locale], languages=LANGUAGE_NAMES,
                        role_names=ROLE_NAMES, zone=str(zone),
                        static=lambda path: f"{STATIC_PATH}/{path}?v={version}")

@@ -60,6 +60,18 @@
       chart.setOption(lineOption(JSON.parse(source.textContent)));
       window.addEventListener("resize", function () { chart.resize(); });
     });
+    // Pages whose server builds the whole ECharts option (funnel, Sankey, heatmap, ...).
+    root.querySelectorAll("[data-chart='option']").forEach(function (element) {
+      var source = document.getElementById(element.dataset.source);
+      if (!source || echarts.getInstanceByDom(element)) {
+        return;
+      }
+      var option = JSON.parse(source.textContent);
+      option.textStyle = { fontFamily: FONT };
+      var chart = echarts.init(element, null, { renderer: "canvas" });
+      chart.setOption(option);
+      window.addEventListener("resize", function () { chart.resize(); });
+    });
   }
 
   function copyOnClick(event) {
