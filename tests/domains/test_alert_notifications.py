@@ -3,18 +3,12 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import hmac
-import socket
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import update
 from test_alerts import (  # the two fixtures are used by name: fast_retries, receiver
     DROP_DAY,
@@ -35,15 +29,9 @@ from shequ.core.web import Services
 from shequ.domains.alerts import notify, service
 from shequ.domains.alerts.models import Notification
 from shequ.domains.alerts.schemas import EvaluationReport
+from smtp_sink import Mailbox, free_port, smtp_server
 
 BUCKET = day_start(DROP_DAY)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def payment_drop(services: Services) -> None:
@@ -180,32 +168,12 @@ def test_a_stale_claim_is_sent_again(services: Services, receiver: Receiver,
 
 # --- e-mail ---------------------------------------------------------------------------------
 
-class Mailbox:
-    """Messages received by the local SMTP server; ``refuse`` answers DATA with it."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self.refuse: str | None = None
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
-        if self.refuse is not None:
-            return self.refuse
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
 @pytest.fixture
 def mailbox(services: Services) -> Iterator[Mailbox]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    services.settings = services.settings.model_copy(update={
-        "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_from": "alerts@shequ.test"})
-    yield box
-    controller.stop()
+    with smtp_server() as box:
+        services.settings = services.settings.model_copy(update={
+            "smtp_host": "127.0.0.1", "smtp_port": box.port, "smtp_from": "alerts@shequ.test"})
+        yield box
 
 
 def test_email_in_chinese_with_english_subtitle(services: Services, mailbox: Mailbox) -> None:

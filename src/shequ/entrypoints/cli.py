@@ -14,6 +14,7 @@ from shequ.core.permissions import PERMISSIONS, Role
 from shequ.entrypoints.bootstrap import bootstrap, close
 from shequ.entrypoints.cli_common import Home, err, fail, out, settings_for
 from shequ.entrypoints.cli_data import register_data_commands
+from shequ.entrypoints.cli_monitor import register_monitor_commands
 
 app = typer.Typer(help="shequ 社区 — e-commerce community operations.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -104,6 +105,7 @@ def apikey_revoke(key_id: int, home: Home = None) -> None:
 
 
 register_data_commands(app)
+register_monitor_commands(app)
 
 
 def main() -> None:

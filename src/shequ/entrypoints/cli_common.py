@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from shequ.core.errors import ShequError
 from shequ.core.settings import Settings, load_settings
 
-out = Console()
+out = Console(soft_wrap=True)  # JSON lines stay whole whatever the terminal width
 err = Console(stderr=True)
 
 Home = Annotated[Path | None, typer.Option("--home", envvar="SHEQU_HOME",

@@ -29,6 +29,7 @@ class Queue:
     huey: Huey
     rollup_events: Any
     daily_rollup: Any
+    refresh_metrics: Any
     evaluate_alerts: Any
 
 
@@ -62,6 +63,15 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
         log.info("daily rollup wrote %d rows", written)
         return written
 
+    # At minute 5: the 18 metrics of yesterday and today (their ended hours and days), so
+    # the alert evaluation at minute 15 reads fresh values.
+    @huey.periodic_task(crontab(minute="5"), name="refresh_metrics")  # type: ignore[untyped-decorator]
+    def refresh_metrics() -> int:
+        today = _local_today(services)
+        written = events.refresh_metrics(services, today - timedelta(days=1), today)
+        log.info("metrics refresh wrote %d values", written)
+        return written
+
     # At minute 15, after the metrics refresh: hourly rules on the last complete hour, daily
     # rules on yesterday. Re-judging yesterday every hour is idempotent and retries failed
     # notifications.
@@ -73,7 +83,7 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
         return raised
 
     return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
-                 evaluate_alerts=evaluate_alerts)
+                 refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:

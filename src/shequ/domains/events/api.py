@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -128,3 +129,19 @@ def run_dwell(wired: ServicesDep, principal: Annotated[Principal, require("analy
 def run_heatmap(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
                 query: HeatmapQuery) -> HeatmapResult:
     return service.analyse(wired, principal, HeatmapRunner(query))
+
+
+class MetricPoint(BaseModel):
+    metric: str
+    bucket_start: datetime
+    value: float | None
+
+
+@router.get("/analytics/metrics", response_model=list[MetricPoint],
+            summary="Stored values of the 18 core metrics (hourly or daily buckets)")
+def read_metrics(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+                 date_from: date, date_to: date, grain: Literal["hour", "day"] = "day",
+                 metric: Annotated[list[str] | None, Query()] = None) -> list[MetricPoint]:
+    values = service.stored_metrics(wired, principal, grain, date_from, date_to, metric)
+    return [MetricPoint(metric=v.metric, bucket_start=v.bucket_start, value=v.value)
+            for v in values]
