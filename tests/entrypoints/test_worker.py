@@ -64,3 +64,20 @@ def test_rollup_is_scheduled_hourly(queue: Queue) -> None:
     due = queue.huey.read_periodic(datetime(2026, 11, 20, 3, 10))
     assert [t.name for t in due] == ["daily_rollup"]
     assert queue.huey.read_periodic(datetime(2026, 11, 20, 3, 11)) == []
+
+
+def test_metrics_refresh_is_scheduled_before_the_alerts(queue: Queue,
+                                                        services: Services) -> None:
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 3, 5))] == [
+        "refresh_metrics"]
+    store = events.event_store(services)
+    store.ingest_arrow(_events({date(2026, 11, 19): 5}))
+    written = queue.refresh_metrics.call_local()
+    # Yesterday's 24 hours and day are over at the clock (16:00 in Shanghai); today's
+    # 16 ended hours too: 18 metrics each.
+    assert written == (24 + 1 + 16) * 18
+    from shequ.analytics.metric_values import read_values
+
+    start = datetime(2026, 11, 18, 16, tzinfo=T0.tzinfo)
+    visitors = read_values(store, ["visitors"], "day", start, start + timedelta(days=1))
+    assert [v.value for v in visitors] == [3.0]
