@@ -109,3 +109,16 @@ def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ev
         url = request.getfixturevalue("pg_url")
     with open_store(url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="module", name="backend_url",
+                params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_url_fixture(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One store URL per backend for a whole module, for hypothesis tests: each example
+    opens it with :func:`open_store`, which empties it afterwards."""
+    if request.param == "duckdb":
+        folder = tmp_path_factory.mktemp("store")
+        yield f"duckdb://{folder}/events.duckdb"
+    else:
+        yield request.getfixturevalue("pg_url")

@@ -4,20 +4,19 @@ reference on random event streams."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from journeys import (  # the two fixtures are used by name: pg_url, store
+    backend_url_fixture,  # noqa: F401
     ingest_rows,
     journeys_for,
     open_store,
     pg_url_fixture,  # noqa: F401
-    store_fixture,  # noqa: F401
+    store_fixture,  # noqa: F401,
 )
 
 from shequ.analytics.dwell import (
@@ -288,19 +287,6 @@ def dwell_queries(draw: st.DrawFn) -> DwellQuery:
         limit=draw(st.integers(1, 4)), channels=draw(st.sampled_from([None, ["web"]])),
         date_from=DAY, date_to=DAY,
     )  # fmt: skip
-
-
-BACKENDS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend_url(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[str]:
-    """One store URL per backend for the whole module (each example empties it)."""
-    if request.param == "duckdb":
-        folder: Path = tmp_path_factory.mktemp("dwell")
-        yield f"duckdb://{folder}/events.duckdb"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 @settings(max_examples=25, deadline=None)

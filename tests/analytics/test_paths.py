@@ -3,10 +3,7 @@ on random event streams (both backends)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from journeys import (  # the two fixtures are used by name: pg_url, store
+    backend_url_fixture,  # noqa: F401
     ingest_rows,
     journeys_for,
     open_store,
     pg_url_fixture,  # noqa: F401
-    store_fixture,  # noqa: F401
+    store_fixture,  # noqa: F401,
 )
 
 from shequ.analytics.pages import python_page_template
@@ -408,34 +406,12 @@ def paths_queries(draw: st.DrawFn) -> PathsQuery:
     )  # fmt: skip
 
 
-StoreFactory = Callable[[], AbstractContextManager[EventStore]]
-
-
-@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres",
-                                                                marks=pytest.mark.postgres)])
-def empty_store(request: pytest.FixtureRequest) -> StoreFactory:
-    """Opens an empty store per hypothesis example (emptied again afterwards)."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
-        return lambda: open_store(url)
-
-    @contextmanager
-    def duckdb_store() -> Iterator[EventStore]:
-        with (
-            tempfile.TemporaryDirectory() as folder,
-            open_store(f"duckdb://{folder}/e.duckdb") as opened,
-        ):
-            yield opened
-
-    return duckdb_store
-
-
 @settings(max_examples=25, deadline=None)
 @given(rows=event_streams(), query=paths_queries())
 def test_runner_matches_brute_force_reference(
-    empty_store: StoreFactory, rows: list[dict[str, Any]], query: PathsQuery
+    backend_url: str, rows: list[dict[str, Any]], query: PathsQuery
 ) -> None:
-    with empty_store() as store:
+    with open_store(backend_url) as store:
         ingest_rows(store, rows)
         result = PathsRunner(query).run(store)
     assert result == reference_result(rows, query)

@@ -4,9 +4,7 @@ reference on random event streams."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from journeys import (  # the two fixtures are used by name: pg_url, store
+    backend_url_fixture,  # noqa: F401
     ingest_rows,
     journeys_for,
     open_store,
     pg_url_fixture,  # noqa: F401
-    store_fixture,  # noqa: F401
+    store_fixture,  # noqa: F401,
 )
 
 from shequ.analytics.store import EventStore
@@ -285,19 +284,6 @@ def trends_queries(draw: st.DrawFn) -> TrendsQuery:
         channels=draw(st.sampled_from([None, ["web", "app"]])),
         tz=draw(st.sampled_from(["Asia/Shanghai", "UTC"])), **RANGE,
     )  # fmt: skip
-
-
-BACKENDS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend_url(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[str]:
-    """One store URL per backend for the whole module (each example empties it)."""
-    if request.param == "duckdb":
-        folder: Path = tmp_path_factory.mktemp("trends")
-        yield f"duckdb://{folder}/events.duckdb"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 @settings(max_examples=25, deadline=None)
