@@ -52,10 +52,13 @@ def _load_events(services: Services, community: Community, on_progress: Progress
     return done
 
 
-def _monitor(services: Services, first: date, last: date) -> None:
+def _monitor(services: Services, first: date, last: date, on_progress: Progress) -> None:
     """The 18 metrics over the window, the starter alert rules, and their evaluation (the
     planted payment drop raises a red alert on the payment rate)."""
-    events.refresh_metrics(services, first, last)
+    days = (last - first).days + 1
+    on_progress("metrics", 0, days)
+    events.refresh_metrics(services, first, last,
+                           on_progress=lambda done, total: on_progress("metrics", done, total))
     with transaction(services.sessions, actor="cli") as session:
         alerts.install_starter_rules(session, services, CLI_PRINCIPAL)
     zone = services.settings.zone
@@ -72,9 +75,7 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     first, last = community.start.date(), community.end.date()
     events.rollup(services, first - timedelta(days=1), last + timedelta(days=1))
     events.sync_dimensions(services)
-    on_progress("metrics", 0, 1)
-    _monitor(services, first, last)
-    on_progress("metrics", 1, 1)
+    _monitor(services, first, last, on_progress)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),
