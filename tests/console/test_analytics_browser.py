@@ -85,6 +85,12 @@ def test_every_analytics_page_draws_its_real_data(demo_url: str, tmp_path: Path)
             assert page.locator(".metric-card").count() == 18
             assert page.get_attribute("#metric-payment_rate", "data-level") == "red"
 
+            # Trends: one line per channel, each as long as the week.
+            trend = draw("/console/trends?from=2026-11-14&to=2026-11-20&event=product_view"
+                         "&breakdown=channel", "trend-chart", "trends")
+            assert len(trend["series"]) >= 3
+            assert all(len(s["data"]) == 7 for s in trend["series"])
+
             # Funnel: the bars are the table's counts, and the diagnosis names payment.
             funnel = draw("/console/funnel?from=2026-10-26&to=2026-10-27", "funnel-chart",
                           "funnel")

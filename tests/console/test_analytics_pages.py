@@ -204,3 +204,17 @@ def test_alert_history_acknowledge_and_resolve(admin: TestClient) -> None:
     again = admin.post(f"/console/alerts/{ids[0]}/acknowledge",
                        data={"csrf_token": token.group(1)})
     assert again.status_code == 409
+
+
+def test_trends_page_splits_by_channel_and_adds_up(admin: TestClient) -> None:
+    whole = cells(admin.get(f"/console/trends?{LAST_WEEK}&event=payment").text, "trend-table")
+    split = cells(admin.get(f"/console/trends?{LAST_WEEK}&event=payment&breakdown=channel")
+                  .text, "trend-table")
+    assert len(whole) == 1
+    assert len(whole[0]) == 2 + 7  # series, total, one column per day
+    total = int(whole[0][1].replace(",", ""))
+    assert total > 0
+    assert sum(int(row[1].replace(",", "")) for row in split) == total
+    gmv = admin.get(f"/console/trends?{LAST_WEEK}&event=payment&measure=sum&format=csv")
+    rows = list(csv.reader(io.StringIO(gmv.text.lstrip("\ufeff"))))
+    assert float(rows[1][1]) > 100 * total  # amount_fen: every order is worth over ¥1

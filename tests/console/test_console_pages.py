@@ -146,7 +146,8 @@ def test_analyst_sees_no_admin_pages(client: TestClient, services: Services) -> 
     log_in(client, "ana")
     page = client.get("/console/")
     assert nav_links(page.text) == [
-        "/console/", "/console/metrics", "/console/alerts", "/console/funnel", "/console/paths",
+        "/console/", "/console/metrics", "/console/alerts", "/console/trends", "/console/funnel",
+        "/console/paths",
         "/console/heatmap", "/console/dwell", "/console/retention", "/console/products"]
     assert "数据分析师" in page.text
     denied = client.get("/console/api-keys")
@@ -159,7 +160,8 @@ def test_every_nav_link_of_an_admin_opens(client: TestClient, services: Services
     add_user(services, "admin", "admin")
     log_in(client, "admin")
     links = nav_links(client.get("/console/").text)
-    assert links == ["/console/", "/console/metrics", "/console/alerts", "/console/funnel",
+    assert links == ["/console/", "/console/metrics", "/console/alerts", "/console/trends",
+                     "/console/funnel",
                      "/console/paths", "/console/heatmap", "/console/dwell",
                      "/console/retention", "/console/products", "/console/audit",
                      "/console/api-keys"]

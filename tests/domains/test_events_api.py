@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from datetime import date
 from typing import Any
 
 import pytest
@@ -159,3 +160,74 @@ def test_funnel_refuses_bad_queries_and_partners(client: TestClient, services: S
     query = {**one_step, "steps": ["checkout", "payment"]}
     r = client.post("/api/v1/analytics/funnels", json=query, headers=partner)
     assert (r.status_code, r.json()["code"]) == (403, "platform_wide_analytics")
+
+
+def _clicks_and_views() -> list[dict[str, Any]]:
+    batch = _journey("c1", ["page_view", "product_view", "add_to_cart", "payment"])
+    batch += _journey("c2", ["page_view", "product_view"], start_minute=10)
+    for index, event in enumerate(batch):
+        event["page"] = ["/home", "/product/SK1", "/product/SK1", "/pay"][index % 4] \
+            if event["customer_id"] == "c1" else ["/home", "/product/SK2"][index % 2]
+    batch += [{"event_id": f"k{i}", "name": "click", "customer_id": "c2", "page": "/home",
+               "x": 0.1 * i, "y": 0.5, "timestamp": f"2026-11-20T10:11:0{i}+08:00",
+               "properties": {"element": "banner"}} for i in range(3)]
+    return batch
+
+
+DAY = {"date_from": "2026-11-20", "date_to": "2026-11-20"}
+
+
+@pytest.mark.parametrize(("route", "query", "check"), [
+    ("sessions", DAY, lambda r: (r["sessions"], len(r["items"])) == (2, 2)),
+    ("trends", {**DAY, "event": "product_view", "interval": "day"},
+     lambda r: r["series"][0]["total"] == 2),
+    ("paths", {**DAY, "page_grouping": "template"},
+     lambda r: r["paths"][0]["pages"][:2] == ["/home", "/product/*"]),
+    ("retention", {**DAY, "period": "day", "periods": 1},
+     lambda r: r["cohorts"][0]["size"] == 2),
+    ("dwell", {**DAY, "by": "content_type"},
+     lambda r: {g["group"] for g in r["groups"]} == {"page", "product"}),
+    ("heatmaps", {**DAY, "page": "/home", "bins": 10},
+     lambda r: (r["clicks"], r["elements"][0]["element"]) == (3, "banner")),
+])  # fmt: skip
+def test_every_runner_over_http(client: TestClient, writer: dict[str, str],
+                                admin_headers: dict[str, str], services: Services,
+                                route: str, query: dict[str, Any],
+                                check: Any) -> None:
+    accepted = client.post("/api/v1/events", json=_clicks_and_views(), headers=writer)
+    assert accepted.json()["accepted"] == 9
+    r = client.post(f"/api/v1/analytics/{route}", json=query, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert check(r.json()), r.json()
+    partner = bearer(make_key(services, ["analytics:read"], brand_ids=[1]))
+    refused = client.post(f"/api/v1/analytics/{route}", json=query, headers=partner)
+    assert (refused.status_code, refused.json()["code"]) == (403, "platform_wide_analytics")
+
+
+def test_runner_rules_answer_422_with_their_code(client: TestClient,
+                                                 admin_headers: dict[str, str]) -> None:
+    r = client.post("/api/v1/analytics/heatmaps", json={**DAY, "page": "/home", "bins": 2},
+                    headers=admin_headers)
+    assert (r.status_code, r.json()["code"], r.json()["attr"]) == (
+        422, "heatmap_bins_out_of_range", "bins")
+    r = client.post("/api/v1/analytics/paths", json={**DAY, "depth": 1}, headers=admin_headers)
+    assert (r.status_code, r.json()["code"]) == (422, "path_depth_out_of_range")
+
+
+def test_stored_metrics_over_http(client: TestClient, writer: dict[str, str],
+                                  admin_headers: dict[str, str], services: Services) -> None:
+    client.post("/api/v1/events", json=_clicks_and_views(), headers=writer)
+    assert events.refresh_metrics(services, date(2026, 11, 20), date(2026, 11, 20)) > 0
+    # The clock stands at 16:00 in Shanghai: the day is not over, its hours up to 15:00 are.
+    r = client.get("/api/v1/analytics/metrics", params={
+        "date_from": "2026-11-20", "date_to": "2026-11-20", "grain": "hour",
+        "metric": ["visitors", "payment_rate"]}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    at_ten = {(p["metric"], p["value"]) for p in r.json()
+              if p["bucket_start"].startswith("2026-11-20T02:00")}
+    assert at_ten == {("visitors", 2.0), ("payment_rate", None)}
+    assert len(r.json()) == 2 * 16
+    unknown = client.get("/api/v1/analytics/metrics", params={
+        "date_from": "2026-11-20", "date_to": "2026-11-20", "metric": "nope"},
+        headers=admin_headers)
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "unknown_metric")

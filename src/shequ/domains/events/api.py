@@ -15,6 +15,7 @@ from shequ.analytics.funnels import FunnelQuery, FunnelResult
 from shequ.analytics.heatmaps import HeatmapQuery, HeatmapResult, HeatmapRunner
 from shequ.analytics.paths import PathsQuery, PathsResult, PathsRunner
 from shequ.analytics.retention import RetentionQuery, RetentionResult, RetentionRunner
+from shequ.analytics.sessions import SessionsQuery, SessionsResult, SessionsRunner
 from shequ.analytics.trends import TrendsQuery, TrendsResult, TrendsRunner
 from shequ.core.errors import PayloadTooLarge
 from shequ.core.permissions import Principal
@@ -93,6 +94,16 @@ async def ingest_events(request: Request, wired: ServicesDep,
 def run_funnel(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
                query: FunnelQuery) -> FunnelResult:
     return service.run_funnel(wired, principal, query)
+
+
+@router.post("/analytics/sessions", response_model=SessionsResult,
+             summary="Sessions (30-minute split): count, median duration, bounce rate; "
+                     "items lists the first `limit` sessions by start")
+def run_sessions(wired: ServicesDep, principal: Annotated[Principal, require("analytics:read")],
+                 query: SessionsQuery,
+                 limit: Annotated[int, Query(ge=0, le=1000)] = 100) -> SessionsResult:
+    result = service.analyse(wired, principal, SessionsRunner(query))
+    return result.model_copy(update={"items": result.items[:limit]})
 
 
 @router.post("/analytics/trends", response_model=TrendsResult,

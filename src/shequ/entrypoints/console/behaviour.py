@@ -19,6 +19,7 @@ from shequ.analytics.funnels import FunnelQuery, FunnelResult, FunnelRunner, dia
 from shequ.analytics.heatmaps import HeatmapQuery, HeatmapRunner
 from shequ.analytics.paths import PathsQuery, PathsResult, PathsRunner
 from shequ.analytics.retention import RetentionQuery, RetentionRunner
+from shequ.analytics.trends import TrendsQuery, TrendsRunner
 from shequ.core.errors import ValidationFailed
 from shequ.core.permissions import Principal
 from shequ.core.web import Services, ServicesDep, require
@@ -271,3 +272,54 @@ def retention_page(request: Request, wired: ServicesDep, principal: Reader) -> R
     return analysis_page(request, wired, "retention.html", "retention",
                          lambda f, p: retention_analysis(wired, principal, f, p),
                          default_days=56)
+
+
+MEASURES = {"count": N_("Events"), "unique_persons": N_("Unique people"),
+            "sum": N_("Sum of a property")}
+INTERVALS = {"hour": N_("Hour"), "day": N_("Day"), "week": N_("Week")}
+TREND_EVENTS = ("page_view", "product_view", "add_to_cart", "checkout", "payment",
+                "post_view", "like", "comment", "share", "search", "click", "login", "signup")
+
+
+def trends_analysis(services: Services, principal: Principal,
+                    filters: Filters, params: Mapping[str, str]) -> Analysis:
+    """One event over time: count, unique people or a property's sum per hour/day/week."""
+    event = params.get("event", "").strip() or "payment"
+    measure = _choice(params, "measure", MEASURES, "count")
+    interval = _choice(params, "interval", INTERVALS, "day")
+    prop = params.get("property", "").strip() or None
+    if measure == "sum" and prop is None:
+        prop = "amount_fen"
+    split = params.get("breakdown") == "channel"
+    result = events.analyse(services, principal, TrendsRunner(TrendsQuery(
+        **filters.query_fields(), event=event, measure=measure,
+        property=prop if measure == "sum" else None, interval=interval,
+        breakdown="channel" if split else None)))
+    zone = services.settings.zone
+    fmt = "%Y-%m-%d %H:00" if interval == "hour" else "%Y-%m-%d"
+    labels = [p.start.astimezone(zone).strftime(fmt) for p in result.series[0].points] \
+        if result.series else []
+    table = Table("trend", [N_("Series"), N_("Total"), *labels])
+    for series in result.series:
+        table.rows.append([series.breakdown_value or "–", series.total,
+                           *(p.value for p in series.points)])
+    option = {
+        "animation": False, "tooltip": {"trigger": "axis"},
+        "legend": {"show": split, "top": 0},
+        "grid": {"left": 64, "right": 24, "top": 32 if split else 16, "bottom": 36},
+        "xAxis": {"type": "category", "data": labels, "boundaryGap": False},
+        "yAxis": {"type": "value"},
+        "series": [{"type": "line", "name": s.breakdown_value or event, "showSymbol": False,
+                    "data": [p.value for p in s.points]} for s in result.series],
+    }  # fmt: skip
+    context = {"event": event, "events_list": TREND_EVENTS, "measure": measure,
+               "measures": MEASURES, "interval": interval, "intervals": INTERVALS,
+               "property": prop or "", "split": split, "result": result,
+               "trend_option": option}
+    return Analysis(context, [table])
+
+
+@router.get("/trends")
+def trends_page(request: Request, wired: ServicesDep, principal: Reader) -> Response:
+    return analysis_page(request, wired, "trends.html", "trends",
+                         lambda f, p: trends_analysis(wired, principal, f, p), default_days=30)

@@ -27,6 +27,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(HOME_PATH, N_("Overview"), "analytics:read", "chart"),
     NavEntry(f"{PREFIX}/metrics", N_("Metrics"), "analytics:read", "gauge", True),
     NavEntry(f"{PREFIX}/alerts", N_("Alerts"), "alerts:read", "bell"),
+    NavEntry(f"{PREFIX}/trends", N_("Trends"), "analytics:read", "chart", True),
     NavEntry(f"{PREFIX}/funnel", N_("Funnel"), "analytics:read", "funnel", True),
     NavEntry(f"{PREFIX}/paths", N_("Paths"), "analytics:read", "flow", True),
     NavEntry(f"{PREFIX}/heatmap", N_("Heatmap"), "analytics:read", "grid", True),
