@@ -204,26 +204,28 @@ def _first_by_position(store: EventStore, span: ibis.Table, query: FunnelQuery) 
 def _ordered(span: ibis.Table, reached: ibis.Table, query: FunnelQuery) -> ibis.Table:
     """Ordered: step k is the ``steps[k]`` event with the smallest ``(ts, event_id)`` after
     step k-1's, no later than ``ts_0 + window`` (the earliest leaves the most room for the
-    steps after it). Two joins per step: the earliest time, then the smallest id at it."""
+    steps after it). One join per step: the candidates at or after ``ts_{k-1}``; a window
+    ``min`` over the person's candidates gives the earliest time, so the same aggregate
+    also takes the smallest id at that time (it only matters against an event of the next
+    step at the very same instant)."""
     last = len(query.steps) - 1
     for k in range(1, last + 1):
         steps = span.filter(span.name == query.steps[k])
         steps = steps.select(c_person=steps.person_id, c_ts=steps.ts, c_id=steps.event_id)
-        prev_ts = reached[f"ts_{k - 1}"]
         joined = reached.left_join(steps, [reached.person_id == steps.c_person,
-                                           steps.c_ts >= prev_ts,
+                                           steps.c_ts >= reached[f"ts_{k - 1}"],
                                            steps.c_ts <= reached.ts_0 + _window(query)])
-        after = _not_before(joined.c_ts, joined.c_id, joined[f"ts_{k - 1}"],
-                            joined[f"id_{k - 1}"])
-        reached = _regroup(joined, reached, **{f"ts_{k}": joined.c_ts.min(where=after)})
-        if k == last:
-            break
-        # The id only matters against an event of the next step at the very same instant.
-        joined = reached.left_join(steps, [reached.person_id == steps.c_person,
-                                           steps.c_ts == reached[f"ts_{k}"]])
-        after = _not_before(joined.c_ts, joined.c_id, joined[f"ts_{k - 1}"],
-                            joined[f"id_{k - 1}"])
-        reached = _regroup(joined, reached, **{f"id_{k}": joined.c_id.min(where=after)})
+        joined = joined.mutate(c_after=_not_before(joined.c_ts, joined.c_id,
+                                                   joined[f"ts_{k - 1}"], joined[f"id_{k - 1}"]))
+        found = {f"ts_{k}": joined.c_ts.min(where=joined.c_after)}
+        if k < last:
+            earliest = joined.c_ts.min(where=joined.c_after).over(
+                group_by=[joined.person_id, joined.breakdown])
+            joined = joined.mutate(c_earliest=earliest)
+            found = {f"ts_{k}": joined.c_ts.min(where=joined.c_after),
+                     f"id_{k}": joined.c_id.min(where=joined.c_after
+                                                & (joined.c_ts == joined.c_earliest))}
+        reached = _regroup(joined, reached, **found)
     return reached.select("person_id", "breakdown", *(f"ts_{k}" for k in range(last + 1)))
 
 
