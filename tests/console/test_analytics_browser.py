@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 import uvicorn
 from console_data import add_user
-from test_console_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _screenshot_dir
+from test_console_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _free_port,
+    _screenshot_dir,
+    watched_page,
+)
 
 from conftest import T0, _wire
 from shequ.core.clock import FixedClock
@@ -59,13 +65,7 @@ def test_every_analytics_page_draws_its_real_data(demo_url: str, tmp_path: Path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error"
-                    else None)
-            page.on("request", lambda req: None if req.url.startswith(demo_url)
-                    else problems.append(f"outside request: {req.url}"))
+            page, problems = watched_page(browser, demo_url)
             page.goto(f"{demo_url}/console/login")
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", "admin-pass-1")

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -61,6 +62,18 @@ def live_url(services: Services, shop: Shop) -> Iterator[str]:
     thread.join(timeout=20)
 
 
+def watched_page(browser: Any, base_url: str) -> tuple[Any, list[str]]:
+    """A 1440×900 zh-CN page whose script errors, console errors and requests outside
+    ``base_url`` are collected in the returned list (a test asserts it stays empty)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("request", lambda req: None if req.url.startswith(base_url)
+            else problems.append(f"outside request: {req.url}"))
+    return page, problems
+
+
 def _screenshot_dir(tmp_path: Path) -> Path:
     wanted = os.environ.get("SHEQU_CONSOLE_SCREENSHOTS")
     target = Path(wanted) if wanted else tmp_path
@@ -76,13 +89,7 @@ def test_log_in_read_the_chart_switch_language_log_out(live_url: str, shop: Shop
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error"
-                    else None)
-            page.on("request", lambda req: None if req.url.startswith(live_url)
-                    else problems.append(f"outside request: {req.url}"))
+            page, problems = watched_page(browser, live_url)
 
             page.goto(f"{live_url}/console/")
             assert page.url == f"{live_url}/console/login?next=/console/"
