@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pytest
+from hypothesis import strategies as st
 
 from shequ.analytics.events import EVENT_SCHEMA
 from shequ.analytics.store import EventStore
@@ -122,3 +123,15 @@ def backend_url_fixture(request: pytest.FixtureRequest,
         yield f"duckdb://{folder}/events.duckdb"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+def draw_identity(draw: st.DrawFn, row: dict[str, Any], person: str) -> dict[str, Any]:
+    """Give a random-stream ``row`` its person: ``c…`` is a customer; ``a…`` an anonymous
+    visitor whose event sometimes also carries a customer id (a login that links them)."""
+    if person.startswith("a"):
+        row["anonymous_id"] = person
+        if draw(st.booleans()) and draw(st.booleans()):
+            row["customer_id"] = draw(st.sampled_from(["c0", "c1", "c9"]))
+    else:
+        row["customer_id"] = person
+    return row

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journeys import (  # the two fixtures are used by name: pg_url, store
+from journeys import (
     backend_url_fixture,  # noqa: F401
+    draw_identity,  # the two fixtures are used by name: pg_url, store
     ingest_rows,
     journeys_for,
     open_store,
@@ -269,13 +270,7 @@ def event_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
                "channel": draw(st.sampled_from([None, "web", "app"])),
                "dwell_ms": draw(st.sampled_from([None, None, None, 0, 999, 1000, 45_000,
                                                  3_600_000]))}  # fmt: skip
-        if person.startswith("a"):
-            row["anonymous_id"] = person
-            if draw(st.booleans()) and draw(st.booleans()):
-                row["customer_id"] = draw(st.sampled_from(["c0", "c1", "c9"]))
-        else:
-            row["customer_id"] = person
-        rows.append(row)
+        rows.append(draw_identity(draw, row, person))
     return rows
 
 

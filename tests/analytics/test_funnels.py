@@ -11,7 +11,8 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journeys import (  # the two fixtures are used by name: pg_url, store
+from journeys import (
+    draw_identity,  # the two fixtures are used by name: pg_url, store
     ingest_rows,
     journeys_for,
     open_store,
@@ -265,13 +266,7 @@ def event_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
         row = {"event_id": f"e{ids[i]:02d}", "name": draw(st.sampled_from(NAMES)),
                "ts": BASE + timedelta(minutes=10 * draw(st.integers(-9, 12))),
                "channel": draw(st.sampled_from([None, "web", "app"]))}  # fmt: skip
-        if person.startswith("a"):
-            row["anonymous_id"] = person
-            if draw(st.booleans()) and draw(st.booleans()):
-                row["customer_id"] = draw(st.sampled_from(["c0", "c1", "c9"]))
-        else:
-            row["customer_id"] = person
-        rows.append(row)
+        rows.append(draw_identity(draw, row, person))
     return rows
 
 

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journeys import (  # the two fixtures are used by name: pg_url, store
+from journeys import (
     backend_url_fixture,  # noqa: F401
+    draw_identity,  # the two fixtures are used by name: pg_url, store
     ingest_rows,
     journeys_for,
     open_store,
@@ -288,13 +289,7 @@ def event_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
         row = {"event_id": f"e{ids[i]:02d}", "name": draw(st.sampled_from(NAMES)),
                "ts": BASE + timedelta(hours=hours, minutes=draw(st.sampled_from([0, 30, 59]))),
                "channel": draw(st.sampled_from([None, "web", "app"]))}  # fmt: skip
-        if person.startswith("a"):
-            row["anonymous_id"] = person
-            if draw(st.booleans()) and draw(st.booleans()):
-                row["customer_id"] = draw(st.sampled_from(["c0", "c1", "c9"]))
-        else:
-            row["customer_id"] = person
-        rows.append(row)
+        rows.append(draw_identity(draw, row, person))
     return rows
 
 

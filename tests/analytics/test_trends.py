@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journeys import (  # the two fixtures are used by name: pg_url, store
+from journeys import (
     backend_url_fixture,  # noqa: F401
+    draw_identity,  # the two fixtures are used by name: pg_url, store
     ingest_rows,
     journeys_for,
     open_store,
@@ -264,13 +265,7 @@ def event_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
         row = {"event_id": f"e{ids[i]:02d}", "name": draw(st.sampled_from(["payment", "login"])),
                "ts": BASE + offset, "channel": draw(st.sampled_from([None, "web", "app"])),
                "properties": draw(st.sampled_from(PROPERTIES))}  # fmt: skip
-        if person.startswith("a"):
-            row["anonymous_id"] = person
-            if draw(st.booleans()) and draw(st.booleans()):
-                row["customer_id"] = draw(st.sampled_from(["c0", "c1", "c9"]))
-        else:
-            row["customer_id"] = person
-        rows.append(row)
+        rows.append(draw_identity(draw, row, person))
     return rows
 
 
