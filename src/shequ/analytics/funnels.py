@@ -8,7 +8,6 @@ by ``(ts, event_id)``, so ties in time are broken by ``event_id``.
 
 from __future__ import annotations
 
-import statistics
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -325,29 +324,9 @@ def _any_order(span: ibis.Table, anchors: ibis.Table, query: FunnelQuery) -> ibi
     )
 
 
-def aggregate(query: FunnelQuery, rows: list[dict[str, Any]]) -> FunnelResult:
-    """The result from per-person rows (``person_id, breakdown, ts_0 …``) of
-    :meth:`FunnelRunner.build`; a person with several breakdown values (segments) has one
-    row per value and counts once in the overall steps."""
-    series: dict[str, list[dict[str, Any]]] = {}
-    persons: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        series.setdefault(row["breakdown"], []).append(row)
-        persons.setdefault(row["person_id"], row)
-    breakdown = [
-        FunnelSeries(breakdown_value=value, steps=_steps(query.steps, members))
-        for value, members in series.items()
-    ]
-    breakdown.sort(key=lambda s: (-s.steps[0].count, s.breakdown_value))
-    return FunnelResult(
-        order=query.order,
-        steps=_steps(query.steps, list(persons.values())),
-        breakdown=breakdown if query.breakdown is not None else [],
-    )
-
-
 def aggregate_arrow(query: FunnelQuery, table: pa.Table) -> FunnelResult:
-    """:func:`aggregate` on the Arrow table of :meth:`FunnelRunner.build`, vectorised.
+    """The result from the Arrow table of :meth:`FunnelRunner.build` (counts, ratios and
+    medians, vectorised).
 
     The table has one row per person and breakdown value; a person in several segments
     counts once in the overall steps.
@@ -387,34 +366,6 @@ def _arrow_steps(names: list[str], table: pa.Table) -> list[FunnelStep]:
             conversion_from_first=_ratio(counts[k], counts[0]),
             dropped_from_previous=previous - counts[k],
             median_seconds_from_previous=median,
-        ))  # fmt: skip
-    return result
-
-
-def _depth(row: dict[str, Any], steps: int) -> int:
-    for k in range(steps):
-        if row[f"ts_{k}"] is None:
-            return k
-    return steps
-
-
-def _steps(names: list[str], rows: list[dict[str, Any]]) -> list[FunnelStep]:
-    depths = [_depth(row, len(names)) for row in rows]
-    counts = [sum(1 for d in depths if d > k) for k in range(len(names))]
-    result = []
-    for k, name in enumerate(names):
-        previous = counts[k - 1] if k else counts[0]
-        gaps = [
-            (row[f"ts_{k}"] - row[f"ts_{k - 1}"]).total_seconds()
-            for row, depth in zip(rows, depths, strict=True)
-            if k and depth > k
-        ]
-        result.append(FunnelStep(
-            order=k, name=name, count=counts[k],
-            conversion_from_previous=_ratio(counts[k], previous),
-            conversion_from_first=_ratio(counts[k], counts[0]),
-            dropped_from_previous=previous - counts[k],
-            median_seconds_from_previous=statistics.median(gaps) if gaps else None,
         ))  # fmt: skip
     return result
 
