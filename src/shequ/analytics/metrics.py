@@ -8,7 +8,7 @@ rows into :class:`MetricValue` objects, and :func:`refresh` stores both grains i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
 
 from shequ.analytics.metric_values import GRAINS, Grain, MetricValue, write_values
 from shequ.analytics.persons import with_person_id
@@ -491,14 +490,6 @@ _ZEROS: dict[str, Any] = dict.fromkeys(
 )  # fmt: skip
 
 
-def _run(store: EventStore, key: str, build: Callable[[], ibis.Table]) -> pa.Table:
-    """Execute a plan, reusing its compiled form for the same key where the store can
-    (the hourly job refreshes the same two days 24 times a day)."""
-    run_plan = getattr(store, "run_plan", None)
-    table: pa.Table = run_plan(key, build) if run_plan is not None else store.to_arrow(build())
-    return table
-
-
 def compute(store: EventStore, grain: Grain, day_from: date, day_to: date,
             tz: str = DEFAULT_TZ, metrics: Sequence[str] | None = None) -> list[MetricValue]:
     """The ``metrics`` (default all 18) of every ``grain`` bucket of the local days
@@ -509,7 +500,7 @@ def compute(store: EventStore, grain: Grain, day_from: date, day_to: date,
     wanted = _wanted(metrics)
     buckets = grid(grain, day_from, day_to, tz)
     key = f"metrics:{grain}:{day_from}:{day_to}:{tz}:{','.join(wanted)}"
-    rows = _run(store, key, lambda: _plan(store, [buckets], wanted)).to_pylist()
+    rows = store.run_plan(key, lambda: _plan(store, [buckets], wanted)).to_pylist()
     return _values(buckets, wanted, rows)
 
 
@@ -525,7 +516,7 @@ def refresh(store: EventStore, day_from: date, day_to: date, tz: str, now: datet
     grids = [grid(grain, day_from, day_to, tz) for grain in GRAINS]
     wanted = tuple(METRICS)
     key = f"metrics:both:{day_from}:{day_to}:{tz}"
-    rows = _run(store, key, lambda: _plan(store, grids, wanted)).to_pylist()
+    rows = store.run_plan(key, lambda: _plan(store, grids, wanted)).to_pylist()
     written = 0
     for g in grids:
         mine = [row for row in rows if row["grain"] == g.grain]

@@ -170,11 +170,7 @@ class QueryRunner(ABC, Generic[Q, R]):
         """The rows of :meth:`build` (the compiled plan is reused for an equal query, see
         :meth:`EventStore.run_plan`)."""
         key = f"{type(self).__module__}.{type(self).__qualname__}:{self.query.model_dump_json()}"
-        run_plan = getattr(store, "run_plan", None)
-        if run_plan is None:  # a store without plan caching (e.g. Spark)
-            return store.to_arrow(self.build(store))
-        table: pa.Table = run_plan(key, lambda: self.build(store))
-        return table
+        return store.run_plan(key, lambda: self.build(store))
 
     @abstractmethod
     def run(self, store: EventStore) -> R:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,6 +60,11 @@ class ReadStore(Protocol):
 
     def to_arrow(self, expr: ibis.Expr) -> pa.Table:
         """Execute an ibis expression on this store."""
+        ...
+
+    def run_plan(self, key: str, build: Callable[[], ibis.Table]) -> pa.Table:
+        """Execute the plan ``build()`` names by ``key`` (a store may reuse its compiled
+        form for an equal key)."""
         ...
 
 
@@ -192,6 +197,12 @@ class SparkEventStore:
         self._backend._run_pre_execute_hooks(table)  # in-memory tables and Python UDFs
         frame = self._session.sql(self._backend.compile(table))
         return expr.__pyarrow_result__(frame.toArrow())
+
+    def run_plan(self, key: str, build: Callable[[], ibis.Table]) -> pa.Table:
+        """Execute ``build()``: Spark plans every query itself, so nothing is kept per
+        ``key`` (see :meth:`EventStore.run_plan`)."""
+        table: pa.Table = self.to_arrow(build())
+        return table
 
     def close(self) -> None:
         """Drop this store's views (the session keeps running)."""
