@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from shequ.core.db import transaction
@@ -61,9 +61,7 @@ def _monitor(services: Services, first: date, last: date, on_progress: Progress)
                            on_progress=lambda done, total: on_progress("metrics", done, total))
     with transaction(services.sessions, actor="cli") as session:
         alerts.install_starter_rules(session, services, CLI_PRINCIPAL)
-    zone = services.settings.zone
-    alerts.evaluate(services, "day", datetime.combine(first, time(), zone),
-                    datetime.combine(last, time(), zone))
+    alerts.evaluate_days(services, first, last)
 
 
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 import typer
@@ -59,14 +59,9 @@ def alerts_evaluate(home: Home = None, day_from: Annotated[str | None, typer.Opt
     """Judge the daily rules on each day of the range: file alerts, send notifications."""
     wired = bootstrap(settings_for(home))
     try:
-        zone = wired.settings.zone
-        yesterday = wired.clock.now().astimezone(zone).date() - timedelta(days=1)
-        first = _day(day_from, yesterday, "from")
-        last = _day(day_to, yesterday, "to")
-        if last < first:
-            raise ValidationFailed("bad_date_range", "--to is before --from", "to")
-        report = alerts.evaluate(wired, "day", datetime.combine(first, time(), zone),
-                                 datetime.combine(last, time(), zone))
+        yesterday = wired.clock.now().astimezone(wired.settings.zone).date() - timedelta(days=1)
+        report = alerts.evaluate_days(wired, _day(day_from, yesterday, "from"),
+                                      _day(day_to, yesterday, "to"))
     except ShequError as exc:
         raise fail(exc) from exc
     finally:

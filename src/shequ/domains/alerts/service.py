@@ -570,6 +570,14 @@ def evaluate(services: Services, grain: Grain, bucket_start_from: datetime,
                             skipped=tally.skipped, delivery=delivery)
 
 
+def evaluate_days(services: Services, first: date, last: date) -> EvaluationReport:
+    """Judge the daily rules on the local days ``first..last`` (deployment time zone)."""
+    if last < first:
+        raise ValidationFailed("bad_date_range", f"{last} is before {first}", "to")
+    zone = services.settings.zone
+    return evaluate(services, "day", _day_start(first, zone), _day_start(last, zone))
+
+
 def evaluate_due(services: Services) -> list[EvaluationReport]:
     """The scheduled run: hourly rules on the last complete hour, daily rules on
     yesterday (local time of the deployment)."""
