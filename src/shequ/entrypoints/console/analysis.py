@@ -148,10 +148,8 @@ def analysis_page(request: Request, services: Services, template: str, stem: str
             if table.name == wanted:
                 return csv_response(table, _translator(request), stem)
         raise ValidationFailed("unknown_table", f"this page has no table {wanted!r}", "table")
-    if filters is None:
-        today = services.clock.now().astimezone(services.settings.zone).date()
-        filters = Filters(today - timedelta(days=default_days - 1), today,
-                          tz=services.settings.timezone)
+    if filters is None:  # the form shows the defaults when the given filters were bad
+        filters = read_filters({}, services, default_days)
     context = {
         "filters": filters, "error": error, "channels": CHANNELS, "devices": DEVICES,
         "channel_names": CHANNEL_NAMES, "device_names": DEVICE_NAMES, "params": params,
