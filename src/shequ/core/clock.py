@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+
+from shequ.core.errors import ValidationFailed
 
 
 class Clock(Protocol):
@@ -40,3 +42,12 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def parse_day(raw: str, field: str) -> date:
+    """A ``YYYY-MM-DD`` day given by a user; ``ValidationFailed("bad_date")`` naming
+    ``field`` otherwise."""
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValidationFailed("bad_date", f"{raw!r} is not a date (YYYY-MM-DD)", field) from exc

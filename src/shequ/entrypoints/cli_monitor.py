@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from shequ.core.errors import ShequError, ValidationFailed
+from shequ.core.clock import parse_day
+from shequ.core.errors import ShequError
 from shequ.domains.alerts import service as alerts
 from shequ.domains.events import service as events
 from shequ.entrypoints.bootstrap import bootstrap, close
@@ -21,12 +22,7 @@ alerts_app = typer.Typer(help="Alert rules and their evaluation (docs/alerts.md)
 
 
 def _day(raw: str | None, default: date, field: str) -> date:
-    if raw is None:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValidationFailed("bad_date", f"{raw!r} is not a date (YYYY-MM-DD)", field) from exc
+    return default if raw is None else parse_day(raw, field)
 
 
 @metrics_app.command("refresh")

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import Response
 
+from shequ.core.clock import parse_day
 from shequ.core.errors import Unavailable, ValidationFailed
 from shequ.core.web import Services
 from shequ.entrypoints.console.formatting import Msg
@@ -69,12 +70,7 @@ class Filters:
 
 def _day(params: Mapping[str, str], key: str, default: date) -> date:
     raw = params.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValidationFailed("bad_date", f"{raw!r} is not a date (YYYY-MM-DD)", key) from exc
+    return parse_day(raw, key) if raw else default
 
 
 def read_filters(params: Mapping[str, str], services: Services,
