@@ -32,7 +32,7 @@ PG_ADMIN_URL = os.environ.get("SHEQU_TEST_PG", "postgresql://postgres@127.0.0.1:
 Journeys = Mapping[str, Sequence[Mapping[str, Any]]]
 _IDENTITY = ("customer_id", "anonymous_id")
 STORE_TABLES = ("events", "identity_links", "events_daily", "dim_devices", "dim_products",
-                "segment_members", "metric_values")
+                "dim_customers", "dim_customer_tags", "segment_members", "metric_values")
 
 
 def journey_rows(journeys: Journeys) -> list[dict[str, Any]]:

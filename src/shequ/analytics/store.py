@@ -46,7 +46,10 @@ __all__ = [
 
 DEFAULT_CHUNK_ROWS = 100_000
 PLAN_CACHE = 256
-REPLACEABLE = ("dim_devices", "dim_products", "segment_members", "metric_values")
+REPLACEABLE = (
+    "dim_devices", "dim_products", "dim_customers", "dim_customer_tags", "segment_members",
+    "metric_values",
+)
 
 
 @dataclass(frozen=True, slots=True)

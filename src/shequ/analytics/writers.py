@@ -58,6 +58,18 @@ def _schema_sql(double: str) -> list[str]:
         """CREATE TABLE IF NOT EXISTS segment_members (
             segment TEXT NOT NULL, customer_id TEXT NOT NULL,
             PRIMARY KEY (segment, customer_id))""",
+        # Customer profiles and tags copied from the entity store (insight domain), so
+        # segment rules combine attributes, RFM, CLV, lifecycle, tier and tags with behaviour.
+        f"""CREATE TABLE IF NOT EXISTS dim_customers (
+            customer_id TEXT PRIMARY KEY, gender TEXT, city TEXT, birth_year INTEGER,
+            registered_at TIMESTAMPTZ, acquisition_channel TEXT,
+            recency_days INTEGER, frequency INTEGER, monetary_fen BIGINT,
+            r_score INTEGER, f_score INTEGER, m_score INTEGER, rfm_group TEXT,
+            clv_fen BIGINT, p_alive {double}, value_tier TEXT,
+            lifecycle_stage TEXT, member_tier TEXT)""",
+        f"""CREATE TABLE IF NOT EXISTS dim_customer_tags (
+            customer_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+            score {double} NOT NULL, PRIMARY KEY (customer_id, kind, value))""",
         f"""CREATE TABLE IF NOT EXISTS metric_values (
             metric TEXT NOT NULL, grain TEXT NOT NULL, bucket_start TIMESTAMPTZ NOT NULL,
             value {double}, computed_at TIMESTAMPTZ NOT NULL,

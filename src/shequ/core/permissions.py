@@ -31,8 +31,14 @@ PERMISSIONS: frozenset[str] = frozenset(
         "events:read",
         "events:write",
         "import:write",
+        "insight:read",
+        "insight:write",
+        "membership:read",
+        "membership:write",
         "orders:read",
         "orders:write",
+        "segments:read",
+        "segments:write",
         "users:admin",
     }
 )
@@ -46,7 +52,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.MODERATOR: frozenset({"content:read", "content:write", "customers:read",
                                "catalog:read", "analytics:read"}),
     Role.CAMPAIGN_MANAGER: frozenset({"catalog:read", "customers:read", "orders:read",
-                                      "content:read", "analytics:read", "events:read"}),
+                                      "content:read", "analytics:read", "events:read",
+                                      "insight:read", "membership:read", "segments:read",
+                                      "segments:write"}),
     Role.PARTNER: frozenset({"catalog:read", "orders:read", "content:read", "analytics:read"}),
 }
 

@@ -7,7 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-DOMAINS = ("catalog", "customers", "orders", "content", "events", "alerts")
+DOMAINS = (
+    "catalog", "customers", "orders", "content", "events", "alerts",
+    "insight", "lifecycle", "membership", "segments",
+)
 CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
 
 
