@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import get_args
 
+import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shequ.core.clock import Clock
+from shequ.core.clock import Clock, as_utc
 from shequ.core.db import lookup
 from shequ.core.errors import Conflict, NotFound, ValidationFailed
 from shequ.domains.customers.loading import (
@@ -32,7 +33,8 @@ from shequ.domains.customers.schemas import (
 )
 
 __all__ = [
-    "IMPORTERS", "bulk_load", "create_customer", "create_device", "customer_ids_by_key",
+    "IMPORTERS", "bulk_load", "create_customer", "create_device", "customer_attributes",
+    "customer_ids_by_key",
     "customer_keys_by_id", "get_customer", "identify", "link_identity", "list_customers",
     "resolve_customer",
 ]
@@ -195,3 +197,21 @@ def device_dimension(session: Session) -> list[tuple[str, str]]:
     """``(device external_id, kind)`` of every device, for analytics breakdowns."""
     rows = session.execute(select(Device.external_id, Device.kind).order_by(Device.external_id))
     return [(device, kind) for device, kind in rows]
+
+
+def customer_attributes(session: Session) -> pa.Table:
+    """Every customer's id, external id and profile attributes as columns (by id), for the
+    customer-value models and the segment dimension table."""
+    rows = session.execute(select(
+        Customer.id, Customer.external_id, Customer.gender, Customer.city, Customer.birth_year,
+        Customer.registered_at, Customer.created_at, Customer.acquisition_channel,
+    ).order_by(Customer.id)).all()
+    names = ("id", "external_id", "gender", "city", "birth_year", "registered_at",
+             "created_at", "acquisition_channel")
+    types = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.int32(),
+             pa.timestamp("us", tz="UTC"), pa.timestamp("us", tz="UTC"), pa.string())
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pa.table({
+        name: pa.array([as_utc(v) if isinstance(v, datetime) else v for v in column], kind)
+        for name, column, kind in zip(names, columns, types, strict=True)
+    })

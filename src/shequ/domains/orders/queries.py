@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from sqlalchemy import distinct, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -14,7 +16,7 @@ from shequ.core.errors import NotFound
 from shequ.core.permissions import Principal
 from shequ.domains.customers.service import customer_ids_by_key, customer_keys_by_id
 from shequ.domains.orders.models import Order, OrderLine
-from shequ.domains.orders.schemas import OrderLineOut, OrderOut, OrderPage
+from shequ.domains.orders.schemas import OrderLineOut, OrderOut, OrderPage, Purchases
 
 # Orders whose money was taken and not given back: what GMV counts.
 PAID_STATUSES = ("paid", "shipped", "completed")
@@ -121,3 +123,53 @@ def active_customers(session: Session, since: datetime, until: datetime) -> int:
     count = session.scalar(select(func.count(distinct(Order.customer_id)))
                            .where(Order.created_at >= since, Order.created_at < until))
     return int(count or 0)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """``value`` as a naive UTC datetime, how numpy's ``datetime64`` takes instants."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def purchases(session: Session, *, until: datetime, since: datetime | None = None) -> Purchases:
+    """Orders paid before ``until`` (and at or after ``since``) and still paid: not
+    cancelled or refunded. One query, returned as columns sorted by customer and time."""
+    query = select(Order.customer_id, Order.paid_at, Order.total_fen, Order.discount_fen,
+                   Order.coupon_code).where(Order.status.in_(PAID_STATUSES),
+                                            Order.paid_at < until)
+    if since is not None:
+        query = query.where(Order.paid_at >= since)
+    rows = session.execute(query.order_by(Order.customer_id, Order.paid_at, Order.id)).all()
+    return Purchases(
+        customer_ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+        paid_at=np.array([_naive_utc(r[1]) for r in rows], dtype="datetime64[us]"),
+        total_fen=np.fromiter((r[2] for r in rows), np.int64, len(rows)),
+        discount_fen=np.fromiter((r[3] or 0 for r in rows), np.int64, len(rows)),
+        with_coupon=np.fromiter((r[4] is not None for r in rows), np.bool_, len(rows)),
+    )
+
+
+def purchased_lines(session: Session, *, since: datetime, until: datetime) -> pa.Table:
+    """Lines of orders paid in ``[since, until)`` and still paid: ``customer_id`` (entity
+    id), ``sku``, ``ts`` (paid at, UTC), ``quantity``, ``unit_price_fen``, ``brand_id``."""
+    rows = session.execute(
+        select(Order.customer_id, OrderLine.sku, Order.paid_at, OrderLine.quantity,
+               OrderLine.unit_price_fen, OrderLine.brand_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.status.in_(PAID_STATUSES), Order.paid_at >= since, Order.paid_at < until)
+        .order_by(Order.customer_id, Order.paid_at, OrderLine.id)).all()
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    return pa.table({
+        "customer_id": pa.array(columns[0], pa.int64()),
+        "sku": pa.array(columns[1], pa.string()),
+        "ts": pa.array([_naive_utc(v) for v in columns[2]], pa.timestamp("us", tz="UTC")),
+        "quantity": pa.array(columns[3], pa.int64()),
+        "unit_price_fen": pa.array(columns[4], pa.int64()),
+        "brand_id": pa.array(columns[5], pa.int64()),
+    })
+
+
+def latest_payment(session: Session) -> datetime | None:
+    """When the most recent order still counted as paid was paid (None: no such order)."""
+    found: datetime | None = session.scalar(
+        select(func.max(Order.paid_at)).where(Order.status.in_(PAID_STATUSES)))
+    return found if found is None or found.tzinfo else found.replace(tzinfo=UTC)

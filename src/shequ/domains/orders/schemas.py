@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -156,3 +159,21 @@ class OrderLineRow(BaseModel):
         if self.discount_fen is not None:
             return self.discount_fen
         return self.discount or 0
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """Paid, not cancelled or refunded orders as columns, for the customer-value models.
+
+    ``customer_ids`` are entity ids (``customers.id``), ``paid_at`` UTC instants as
+    ``datetime64[us]``; one entry per order, sorted by customer then time.
+    """
+
+    customer_ids: NDArray[np.int64]
+    paid_at: NDArray[np.datetime64]
+    total_fen: NDArray[np.int64]
+    discount_fen: NDArray[np.int64]
+    with_coupon: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)

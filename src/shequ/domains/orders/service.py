@@ -23,14 +23,19 @@ from shequ.domains.orders.queries import (
     active_customers,
     get_order,
     gmv_and_orders,
+    latest_payment,
     list_orders,
+    purchased_lines,
+    purchases,
     visible_to,
 )
 from shequ.domains.orders.schemas import LineIn, OrderIn, OrderOut, Status
 
 __all__ = [
     "IMPORTERS", "NEXT_STATUSES", "active_customers", "bulk_load_orders", "create_order",
-    "get_order", "gmv_and_orders", "import_orders", "list_orders", "transition_order",
+    "get_order", "gmv_and_orders", "import_orders", "latest_payment", "list_orders",
+    "purchased_lines",
+    "purchases", "transition_order",
 ]
 
 NEXT_STATUSES: dict[str, frozenset[str]] = {
