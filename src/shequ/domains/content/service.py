@@ -155,8 +155,8 @@ def create_creator(session: Session, clock: Clock, principal: Principal,
 
 
 def list_creators(session: Session, principal: Principal, *, hub: str | None = None,
-                  level: CreatorLevel | None = None, limit: int = 50,
-                  offset: int = 0) -> CreatorPage:
+                  level: CreatorLevel | None = None, customer: str | None = None,
+                  limit: int = 50, offset: int = 0) -> CreatorPage:
     """Creators, by external id; a partner sees those of its brands' hubs."""
     query = _creator_query()
     if principal.brand_ids is not None:
@@ -165,6 +165,8 @@ def list_creators(session: Session, principal: Principal, *, hub: str | None = N
         query = query.where(Hub.external_id == hub)
     if level is not None:
         query = query.where(Creator.level == level.value)
+    if customer is not None:
+        query = query.where(CUSTOMER.external_id == customer)
     total, rows = _page(session, query, [Creator.external_id], limit, offset)
     return CreatorPage(total=total, items=[_creator_out(principal, *r) for r in rows])
 
@@ -216,9 +218,10 @@ def create_post(session: Session, clock: Clock, principal: Principal,
 
 def list_posts(session: Session, principal: Principal, *, hub: str | None = None,
                content_type: ContentType | None = None, product: str | None = None,
-               status: PostStatus | None = None, limit: int = 50,
-               offset: int = 0) -> PostPage:
-    """Posts newest first, filtered by hub, content type, product SKU and status."""
+               status: PostStatus | None = None, author: str | None = None,
+               limit: int = 50, offset: int = 0) -> PostPage:
+    """Posts newest first, filtered by hub, content type, product SKU, status and author
+    (customer external id)."""
     query = _post_query()
     if principal.brand_ids is not None:
         query = query.where(Post.brand_id.in_(principal.brand_ids))
@@ -230,6 +233,8 @@ def list_posts(session: Session, principal: Principal, *, hub: str | None = None
         query = query.where(PRODUCT.sku == product)
     if status is not None:
         query = query.where(Post.status == status.value)
+    if author is not None:
+        query = query.where(CUSTOMER.external_id == author)
     total, rows = _page(session, query, [Post.created_at.desc(), Post.id.desc()], limit, offset)
     return PostPage(total=total, items=_posts_out(session, principal, rows))
 
@@ -306,8 +311,10 @@ def create_review(session: Session, clock: Clock, principal: Principal,
 
 
 def list_reviews(session: Session, principal: Principal, *, sku: str | None = None,
-                 rating: int | None = None, limit: int = 50, offset: int = 0) -> ReviewPage:
-    """Reviews newest first, filtered by product SKU and star rating."""
+                 rating: int | None = None, customer: str | None = None, limit: int = 50,
+                 offset: int = 0) -> ReviewPage:
+    """Reviews newest first, filtered by product SKU, star rating and reviewer (customer
+    external id)."""
     query = _review_query()
     if principal.brand_ids is not None:
         query = query.where(Review.brand_id.in_(principal.brand_ids))
@@ -315,6 +322,8 @@ def list_reviews(session: Session, principal: Principal, *, sku: str | None = No
         query = query.where(PRODUCT.sku == sku)
     if rating is not None:
         query = query.where(Review.rating == rating)
+    if customer is not None:
+        query = query.where(CUSTOMER.external_id == customer)
     order = [Review.created_at.desc(), Review.id.desc()]
     total, rows = _page(session, query, order, limit, offset)
     return ReviewPage(total=total, items=[_review_out(principal, *r) for r in rows])
