@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, select
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -121,3 +121,14 @@ def lookup(session: Session, key: Any, value: Any, keys: Iterable[Any]) -> dict[
         part = wanted[start:start + LOOKUP_CHUNK]
         found.update(session.execute(select(key, value).where(key.in_(part))).tuples().all())
     return found
+
+
+def exclusive(session: Session, name: str) -> None:
+    """Hold the lock called ``name`` until ``session``'s transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock, so two workers replacing the same
+    derived rows run one after the other instead of colliding on their keys. SQLite
+    serialises write transactions itself, so nothing more is needed there.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
