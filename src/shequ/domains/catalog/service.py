@@ -88,7 +88,7 @@ def create_category(session: Session, data: CategoryIn) -> CategoryOut:
 
 def list_categories(session: Session) -> list[CategoryOut]:
     """Every category with its parent's external id."""
-    keys = dict(session.execute(select(Category.id, Category.external_id)).tuples())
+    keys = dict(session.execute(select(Category.id, Category.external_id)).tuples().all())
     rows = session.scalars(select(Category).order_by(Category.id))
     return [CategoryOut(id=c.id, external_id=c.external_id, name=c.name,
                         parent_external_id=keys.get(c.parent_id) if c.parent_id else None)
