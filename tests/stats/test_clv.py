@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shequ.stats import bgnbd, gamma_gamma
 from shequ.stats.bgnbd import (
     BgNbdParams,
     conditional_expected_purchases,
+    count_rfm,
     expected_purchases,
     fit_bgnbd,
     log_likelihood_terms,
@@ -23,6 +26,7 @@ from shequ.stats.gamma_gamma import (
     GammaGammaParams,
     conditional_expected_spend,
     fit_gamma_gamma,
+    sum_spend,
 )
 
 EVAL_DATA = Path(
@@ -298,3 +302,141 @@ def test_fit_gamma_gamma_recovers_simulated_parameters() -> None:
     assert fitted.p == pytest.approx(6.0, rel=0.1)
     assert fitted.q == pytest.approx(4.0, rel=0.15)
     assert fitted.v == pytest.approx(20.0, rel=0.2)
+
+
+def simulate_bgnbd_days(
+    params: BgNbdParams, customers: int, seed: int, calibration_days: int = 273
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BG/NBD customers born on whole days of the first 12 weeks, purchases on whole days.
+
+    x = min(purchases of the Poisson process by T, purchases before dropping out) and the
+    last of n uniform purchase times is T times a Beta(x, n - x + 1) order statistic.
+    """
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(params.r, 1 / params.alpha, customers)
+    dropouts = rng.beta(params.a, params.b, customers)
+    age_days = calibration_days - rng.integers(0, 84, customers)
+    age = age_days / 7
+    arrivals = rng.poisson(rates * age)
+    x = np.minimum(arrivals, rng.geometric(dropouts))
+    last = age * rng.beta(np.maximum(x, 1), np.maximum(arrivals - x + 1, 1))
+    t_x = np.where(x > 0, np.minimum(np.ceil(last * 7), age_days) / 7, 0.0)
+    return x.astype(float), t_x, age
+
+
+def random_log_params(rng: np.random.Generator, size: int) -> np.ndarray:
+    return np.log(rng.uniform(0.1, 5.0, size))
+
+
+def central_differences(function: Callable[[np.ndarray], float], point: np.ndarray) -> np.ndarray:
+    step = 1e-5
+    return np.array([
+        (function(point + step * unit) - function(point - step * unit)) / (2 * step)
+        for unit in np.eye(len(point))
+    ])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_bgnbd_gradient_matches_central_differences(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = count_rfm(*simulate_bgnbd_days(BG, customers=3000, seed=seed))
+    point = random_log_params(rng, 4)
+
+    _, gradient = bgnbd.mean_log_likelihood(point, data)
+
+    numeric = central_differences(lambda p: bgnbd.mean_log_likelihood(p, data)[0], point)
+    assert gradient == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_gamma_gamma_gradient_matches_central_differences(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 30, size=2000).astype(float)
+    data = sum_spend(x, rng.gamma(2.0, 20.0, size=2000))
+    point = random_log_params(rng, 3)
+
+    _, gradient = gamma_gamma.mean_log_likelihood(point, data)
+
+    numeric = central_differences(lambda p: gamma_gamma.mean_log_likelihood(p, data)[0], point)
+    assert gradient == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+
+
+def test_collapsed_bgnbd_likelihood_equals_the_plain_mean() -> None:
+    x, t_x, age = simulate_bgnbd_days(BG, customers=20_000, seed=3)
+    data = count_rfm(x, t_x, age)
+    point = np.log(np.array([0.3, 5.0, 0.9, 2.0]))
+
+    value, _ = bgnbd.mean_log_likelihood(point, data)
+
+    r, alpha, a, b = np.exp(point)
+    plain = np.mean(log_likelihood_terms(r, alpha, a, b, x, t_x, age))
+    repeaters = int(np.sum(x > 0))
+    assert len(data.repeat_rows.x) < repeaters  # whole days: some customers share a row
+    assert data.repeat_rows.counts.sum() == repeaters
+    assert data.x_counts.sum() == 20_000
+    assert value == pytest.approx(plain, rel=1e-12)
+
+
+def test_collapsed_gamma_gamma_likelihood_equals_the_plain_mean() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 12, size=5000).astype(float)
+    mean_spend = rng.gamma(3.0, 10.0, size=5000)
+    point = np.log(np.array([4.0, 3.0, 12.0]))
+
+    value, _ = gamma_gamma.mean_log_likelihood(point, sum_spend(x, mean_spend))
+
+    p, q, v = np.exp(point)
+    plain = np.mean(gamma_gamma.log_likelihood_terms(p, q, v, x, mean_spend))
+    assert value == pytest.approx(plain, rel=1e-12)
+
+
+def test_count_rfm_counts_each_distinct_row_once() -> None:
+    data = count_rfm(
+        [0, 0, 2, 2, 2, 1], [0.0, 0.0, 3.0, 3.0, 1.0, 3.0], [5.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    )
+
+    assert data.n == 6
+    assert data.x_values.tolist() == [0.0, 1.0, 2.0]
+    assert data.x_counts.tolist() == [2.0, 1.0, 3.0]
+    assert data.ages.tolist() == [4.0, 5.0]
+    assert data.idle_counts.tolist() == [1.0, 1.0]
+    rows = data.repeat_rows
+    assert rows.x.tolist() == [1.0, 2.0, 2.0]
+    assert data.recencies[rows.recency_index].tolist() == [3.0, 1.0, 3.0]
+    assert rows.counts.tolist() == [1.0, 1.0, 2.0]
+
+
+def test_fits_reject_empty_input() -> None:
+    with pytest.raises(ValueError, match="x must not be empty"):
+        fit_bgnbd([], [], [])
+    with pytest.raises(ValueError, match="x must not be empty"):
+        fit_gamma_gamma([], [])
+
+
+def test_fit_bgnbd_recovers_parameters_of_a_large_simulated_population() -> None:
+    x, t_x, age = simulate_bgnbd_days(BG, customers=200_000, seed=17)
+
+    fitted = fit_bgnbd(x, t_x, age)
+
+    assert fitted.n == 200_000
+    assert fitted.r == pytest.approx(BG.r, rel=0.05)
+    assert fitted.alpha == pytest.approx(BG.alpha, rel=0.05)
+    assert fitted.a == pytest.approx(BG.a, rel=0.08)
+    assert fitted.b == pytest.approx(BG.b, rel=0.08)
+    _, gradient = bgnbd.mean_log_likelihood(
+        np.log([fitted.r, fitted.alpha, fitted.a, fitted.b]), count_rfm(x, t_x, age)
+    )
+    assert np.max(np.abs(gradient)) < 1e-7
+
+
+def test_fit_gamma_gamma_recovers_parameters_of_a_large_simulated_population() -> None:
+    rng = np.random.default_rng(19)
+    x = rng.integers(1, 15, size=100_000).astype(float)
+    scales = 1 / rng.gamma(GG.q, 1 / GG.v, size=100_000)
+    mean_spend = rng.gamma(GG.p * x, scales) / x
+
+    fitted = fit_gamma_gamma(x, mean_spend)
+
+    assert fitted.p == pytest.approx(GG.p, rel=0.03)
+    assert fitted.q == pytest.approx(GG.q, rel=0.03)
+    assert fitted.v == pytest.approx(GG.v, rel=0.05)
