@@ -311,6 +311,20 @@ def probability_alive(
     return result
 
 
+def purchases_if_alive(params: BgNbdParams, t: float, x: FloatArray,
+                       T: FloatArray) -> FloatArray:  # noqa: N803
+    """Expected purchases in ``(T, T + t]`` of a customer known to be alive after ``x``
+    repeat purchases at age ``T``: equation 10 without its P(alive) factor. It does not
+    depend on ``t_x``, so callers can evaluate it once per distinct ``(x, T)``. Inputs are
+    taken as validated."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    z = t / (alpha + T + t)
+    hyp = hyp2f1(r + x, b + x, a + b + x - 1.0, z)
+    decay = ((alpha + T) / (alpha + T + t)) ** (r + x)
+    result: FloatArray = (a + b + x - 1.0) / (a - 1.0) * (1.0 - decay * hyp)
+    return result
+
+
 def conditional_expected_purchases(
     params: BgNbdParams, t: float, x: ArrayLike, t_x: ArrayLike, T: ArrayLike  # noqa: N803
 ) -> FloatArray:
@@ -318,10 +332,6 @@ def conditional_expected_purchases(
     if not np.isfinite(t) or t < 0:
         raise ValueError("t must be a non-negative finite number")
     xs, recency, age = validate_rfm(x, t_x, T)
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = t / (alpha + age + t)
-    hyp = hyp2f1(r + xs, b + xs, a + b + xs - 1.0, z)
-    decay = ((alpha + age) / (alpha + age + t)) ** (r + xs)
-    numerator = (a + b + xs - 1.0) / (a - 1.0) * (1.0 - decay * hyp)
-    result: FloatArray = numerator / (1.0 + _odds_dead(params, xs, recency, age))
+    result: FloatArray = (purchases_if_alive(params, t, xs, age)
+                          / (1.0 + _odds_dead(params, xs, recency, age)))
     return result

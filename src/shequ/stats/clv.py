@@ -25,7 +25,8 @@ from shequ.stats.bgnbd import (
     BgNbdParams,
     FloatArray,
     as_float_array,
-    conditional_expected_purchases,
+    probability_alive,
+    purchases_if_alive,
     validate_rfm,
 )
 from shequ.stats.gamma_gamma import GammaGammaParams, conditional_expected_spend
@@ -126,10 +127,17 @@ def customer_lifetime_value(
         raise ValueError("discount_rate must be a non-negative finite number")
     xs, recency, age = validate_rfm(x, t_x, T)
     spend = conditional_expected_spend(gg, xs, mean_spend)
-    value = np.zeros_like(xs)
-    previous = np.zeros_like(xs)
+    # E[Y(t) | x, t_x, T] = P(alive | x, t_x, T) × (purchases if alive)(t, x, T): the sum over
+    # periods needs the second factor only once per distinct (x, T), of which there are
+    # few (whole days of age, small counts) however many customers there are.
+    pairs, inverse = np.unique(xs + 1j * age, return_inverse=True)
+    px, page = pairs.real.copy(), pairs.imag.copy()
+    discounted = np.zeros_like(px)
+    previous = np.zeros_like(px)
     for period in range(1, horizon_periods + 1):
-        cumulative = conditional_expected_purchases(bg, float(period), xs, recency, age)
-        value += (cumulative - previous) * spend / (1.0 + discount_rate) ** period
+        cumulative = purchases_if_alive(bg, float(period), px, page)
+        discounted += (cumulative - previous) / (1.0 + discount_rate) ** period
         previous = cumulative
+    value: FloatArray = (discounted[inverse.reshape(-1)] * spend
+                         * probability_alive(bg, xs, recency, age))
     return value
