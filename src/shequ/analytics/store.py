@@ -7,6 +7,8 @@ native connection (a DuckDB cursor or a dedicated psycopg connection) because on
 
 from __future__ import annotations
 
+import hashlib
+import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import ibis
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from shequ.analytics.commit import GroupCommit, LinkCache
 from shequ.analytics.events import (
@@ -50,6 +53,7 @@ REPLACEABLE = (
     "dim_devices", "dim_products", "dim_customers", "dim_customer_tags", "segment_members",
     "metric_values",
 )
+_DIGEST_CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +202,26 @@ class EventStore:
             raise ValueError(f"{name!r} is not a replaceable table; use one of {REPLACEABLE}")
         with self._writes.exclusive():
             self._writer.replace(name, f"DELETE FROM {name} WHERE {where}", rows)
+
+    def sync_members(self, segment: str, members: pa.Table) -> tuple[int, int]:
+        """Make the members of ``segment`` in ``segment_members`` exactly the
+        ``customer_id`` column of ``members``: one transaction, serialised with ingestion,
+        that deletes the members who left and inserts the new ones (rows of members who
+        stay are not touched). Returns (added, removed)."""
+        with self._writes.exclusive():
+            return self._writer.sync_members(segment, members)
+
+    def digest(self, expr: ibis.Table, batch_rows: int = 100_000) -> str:
+        """SHA-256 of the rows of ``expr`` (order them for a stable answer), streamed in
+        batches of CSV text, so a change of any value changes the digest without holding a
+        whole dimension table in memory."""
+        found = hashlib.sha256()
+        with self._read_lock:
+            for batch in expr.to_pyarrow_batches(chunk_size=batch_rows):
+                buffer = io.BytesIO()
+                pacsv.write_csv(pa.Table.from_batches([batch]), buffer, _DIGEST_CSV)
+                found.update(buffer.getvalue())
+        return found.hexdigest()
 
     def count(self, since: datetime | None = None) -> int:
         """Number of stored events (with ``ts >= since`` when given)."""

@@ -88,6 +88,8 @@ class Writer(Protocol):
 
     def replace(self, name: str, delete_sql: str, rows: pa.Table) -> None: ...
 
+    def sync_members(self, segment: str, members: pa.Table) -> tuple[int, int]: ...
+
     def close(self) -> None: ...
 
 
@@ -161,6 +163,25 @@ class DuckWriter:
                 cols = ", ".join(rows.column_names)
                 cur.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _shequ_rows")
                 cur.unregister("_shequ_rows")
+
+    def sync_members(self, segment: str, members: pa.Table) -> tuple[int, int]:
+        """Make ``segment``'s rows of ``segment_members`` exactly the ``customer_id``
+        column of ``members``, deleting and inserting only the difference in one
+        transaction; returns (added, removed)."""
+        with self._transaction() as cur:
+            cur.register("_shequ_members", members.select(["customer_id"]))
+            deleted = cur.execute(
+                "DELETE FROM segment_members WHERE segment = ? AND customer_id NOT IN "
+                "(SELECT customer_id FROM _shequ_members)", [segment]).fetchone()
+            # Only the newcomers: checking every member against the primary key through
+            # OR IGNORE costs seconds per 500,000 members, the anti join milliseconds.
+            inserted = cur.execute(
+                "INSERT INTO segment_members (segment, customer_id) "
+                "SELECT DISTINCT ?, customer_id FROM _shequ_members WHERE customer_id NOT IN "
+                "(SELECT customer_id FROM segment_members WHERE segment = ?)",
+                [segment, segment]).fetchone()
+            cur.unregister("_shequ_members")
+        return (int(inserted[0]) if inserted else 0), (int(deleted[0]) if deleted else 0)
 
     def close(self) -> None:
         self._cur.close()
@@ -240,6 +261,34 @@ class PgWriter:
                 cols = ", ".join(rows.column_names)
                 with cur.copy(f"COPY {name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
                     copy.write(_csv(rows))
+
+    def sync_members(self, segment: str, members: pa.Table) -> tuple[int, int]:
+        """Make ``segment``'s rows of ``segment_members`` exactly the ``customer_id``
+        column of ``members``, deleting and inserting only the difference in one
+        transaction; returns (added, removed).
+
+        Writers of one segment in other processes are serialised by a transaction-level
+        advisory lock on the segment: without it two syncs inserting overlapping sets in
+        different orders deadlock, and each would diff against a state the other changes.
+        """
+        with self._con.transaction(), self._con.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        (f"segment_members:{segment}",))
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS _shequ_members "
+                        "(customer_id TEXT NOT NULL) ON COMMIT DELETE ROWS")
+            with cur.copy("COPY _shequ_members (customer_id) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(_csv(members.select(["customer_id"])))
+            cur.execute("ANALYZE _shequ_members")
+            cur.execute(
+                "DELETE FROM segment_members s WHERE s.segment = %s AND NOT EXISTS "
+                "(SELECT 1 FROM _shequ_members m WHERE m.customer_id = s.customer_id)",
+                (segment,))
+            removed = cur.rowcount
+            cur.execute(
+                "INSERT INTO segment_members (segment, customer_id) SELECT DISTINCT %s, "
+                "customer_id FROM _shequ_members ON CONFLICT DO NOTHING", (segment,))
+            added = cur.rowcount
+        return added, removed
 
     def close(self) -> None:
         self._con.close()
