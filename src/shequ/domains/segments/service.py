@@ -56,7 +56,7 @@ from shequ.domains.segments.schemas import (
 
 __all__ = [
     "EXPORT_COLUMNS", "Inputs", "archive", "create_segment", "delete_segment", "export_csv",
-    "get_segment", "history", "is_member", "list_segments", "measure_inputs", "members",
+    "get_segment", "history", "is_member", "key_exists", "list_segments", "measure_inputs", "members",
     "presets", "preview", "reference_time", "refresh", "refresh_all", "refresh_due",
     "update_segment",
 ]
@@ -559,3 +559,9 @@ def history(services: Services, principal: Principal, segment_id: int) -> list[S
         found = session.scalars(select(SegmentSize).where(SegmentSize.segment_id == segment_id)
                                 .order_by(SegmentSize.version.desc()).limit(HISTORY_LIMIT))
         return [SizeOut.model_validate(row, from_attributes=True) for row in found]
+
+
+def key_exists(session: Session, key: str) -> bool:
+    """Whether a saved segment (archived or not) has ``key`` (for references from other
+    domains, such as a lifecycle stage's strategy)."""
+    return session.scalar(select(Segment.id).where(Segment.key == key)) is not None

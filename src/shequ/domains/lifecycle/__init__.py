@@ -1,0 +1,1 @@
+"""Customer lifecycle: stages from behaviour, daily snapshots, transitions, strategies."""
