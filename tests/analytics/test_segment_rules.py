@@ -607,3 +607,16 @@ def test_segments_answer_alike_on_spark(spark_session: Any, tmp_path: Path) -> N
             assert count(spark, lapsing, reference=REF) == 1
         finally:
             spark.close()
+
+
+def test_daypart_names_match_the_tags_module() -> None:
+    from shequ.analytics import segments
+    from shequ.analytics.tags import DAYPARTS
+    from shequ.core.errors import ValidationFailed
+
+    assert tuple(name for name, _start, _end in DAYPARTS) == segments.DAYPARTS
+    rule = segments.parse_rule({"tag": "preferred_daypart", "value": "晚上"})
+    assert segments.rule_to_json(rule)["tag"] == "preferred_daypart"
+    with pytest.raises(ValidationFailed) as caught:
+        segments.parse_rule({"tag": "preferred_daypart", "value": "半夜"})
+    assert caught.value.attr == "rule.value"

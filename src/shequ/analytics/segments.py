@@ -56,7 +56,10 @@ PRICE_SENSITIVITY = ("high", "medium", "low")
 GENDERS = {"f": "女", "m": "男"}
 TAG_KINDS = {"category_affinity": "品类偏好", "brand_affinity": "品牌偏好",
              "price_sensitivity": "价格敏感度", "preferred_channel": "偏好渠道",
-             "preferred_hour": "偏好时段"}  # fmt: skip
+             "preferred_hour": "偏好时段", "preferred_daypart": "偏好时间段"}  # fmt: skip
+# The daypart names analytics.tags writes (凌晨 0-6, 上午 6-11, 中午 11-13, 下午 13-18,
+# 晚上 18-22, 深夜 22-24).
+DAYPARTS = ("凌晨", "上午", "中午", "下午", "晚上", "深夜")
 
 AttrKind = Literal["text", "enum", "int", "float", "time"]
 Op = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_null",
@@ -453,6 +456,9 @@ def _tag_value(value: Any, kind: str, path: str) -> str:
                         path, 0, 23)  # fmt: skip
         return str(hour)
     text = _text(value, path)
+    if kind == "preferred_daypart" and text not in DAYPARTS:
+        raise _fail(path, f"unknown preferred_daypart {text!r}; allowed: "
+                          f"{_quoted(DAYPARTS)}")  # fmt: skip
     if kind == "price_sensitivity" and text not in PRICE_SENSITIVITY:
         raise _fail(path, f"unknown price_sensitivity {text!r}; allowed: "
                           f"{_quoted(PRICE_SENSITIVITY)}")  # fmt: skip
