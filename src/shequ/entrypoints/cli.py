@@ -14,7 +14,11 @@ from shequ.core.permissions import PERMISSIONS, Role
 from shequ.entrypoints.bootstrap import bootstrap, close
 from shequ.entrypoints.cli_common import Home, err, fail, out, settings_for
 from shequ.entrypoints.cli_data import register_data_commands
+from shequ.entrypoints.cli_insight import register_insight_commands
+from shequ.entrypoints.cli_lifecycle import register_lifecycle_commands
+from shequ.entrypoints.cli_membership import register_membership_commands
 from shequ.entrypoints.cli_monitor import register_monitor_commands
+from shequ.entrypoints.cli_segments import register_segment_commands
 
 app = typer.Typer(help="shequ 社区 — e-commerce community operations.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -106,6 +110,10 @@ def apikey_revoke(key_id: int, home: Home = None) -> None:
 
 register_data_commands(app)
 register_monitor_commands(app)
+register_insight_commands(app)
+register_lifecycle_commands(app)
+register_membership_commands(app)
+register_segment_commands(app)
 
 
 def main() -> None:

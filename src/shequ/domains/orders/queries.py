@@ -157,7 +157,7 @@ def purchased_lines(session: Session, *, since: datetime, until: datetime) -> pa
         .join(Order, Order.id == OrderLine.order_id)
         .where(Order.status.in_(PAID_STATUSES), Order.paid_at >= since, Order.paid_at < until)
         .order_by(Order.customer_id, Order.paid_at, OrderLine.id)).all()
-    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
     return pa.table({
         "customer_id": pa.array(columns[0], pa.int64()),
         "sku": pa.array(columns[1], pa.string()),
