@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+from shequ.analytics.segments import PRESETS
 from shequ.core.db import transaction
 from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
@@ -15,7 +16,12 @@ from shequ.domains.catalog import service as catalog
 from shequ.domains.content import service as content
 from shequ.domains.customers import service as customers
 from shequ.domains.events import service as events
+from shequ.domains.insight import service as insight
+from shequ.domains.lifecycle import service as lifecycle
+from shequ.domains.membership import service as membership
 from shequ.domains.orders import service as orders
+from shequ.domains.segments import service as segments
+from shequ.domains.segments.schemas import SegmentIn
 
 Progress = Callable[[str, int, int], None]
 
@@ -64,6 +70,27 @@ def _monitor(services: Services, first: date, last: date, on_progress: Progress)
     alerts.evaluate_days(services, first, last)
 
 
+DEMO_SEGMENTS = ("browsed_not_bought", "cart_abandoners", "lapsing_high_value",
+                 "black_gold_members")
+
+
+def _customer_intelligence(services: Services, last: date, on_progress: Progress) -> None:
+    """Membership rules, lifecycle strategies and a few saved segments, then the whole
+    insight chain as of the window's last day (tiers, stages, profiles, tags, segments)."""
+    with transaction(services.sessions, actor="cli", clock=services.clock) as session:
+        membership.install_default_rules(session, services.clock)
+        lifecycle.install_default_strategies(session)
+    for key in DEMO_SEGMENTS:
+        preset = PRESETS[key]
+        segments.create_segment(services, CLI_PRINCIPAL, SegmentIn(
+            name=preset["name"], key=key.replace("_", "-"), rule=preset["rule"],
+            description=preset["description"]))
+    on_progress("customers", 0, 1)
+    insight.refresh_everything(
+        services, as_of=last,
+        on_progress=lambda _label, done: on_progress("customers", round(done * 100), 100))
+
+
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
               on_progress: Progress = _quiet) -> dict[str, Any]:
     """Generate the ``size`` community for ``seed`` ending on ``end``, load it, summarise."""
@@ -74,6 +101,7 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     events.rollup(services, first - timedelta(days=1), last + timedelta(days=1))
     events.sync_dimensions(services)
     _monitor(services, first, last, on_progress)
+    _customer_intelligence(services, last, on_progress)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),

@@ -18,6 +18,10 @@ from huey.consumer import Consumer
 from shequ.core.web import Services
 from shequ.domains.alerts import service as alerts
 from shequ.domains.events import service as events
+from shequ.domains.insight import service as insight
+from shequ.domains.lifecycle import service as lifecycle
+from shequ.domains.membership import service as membership
+from shequ.domains.segments import service as segments
 
 log = logging.getLogger("shequ.worker")
 
@@ -31,6 +35,8 @@ class Queue:
     daily_rollup: Any
     refresh_metrics: Any
     evaluate_alerts: Any
+    refresh_customers: Any
+    refresh_segments: Any
 
 
 def make_huey(queue_url: str, name: str = "shequ") -> Huey:
@@ -82,8 +88,30 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
         log.info("alert evaluation raised %d alerts", raised)
         return raised
 
+    # Daily at 18:30 UTC (02:30 in Shanghai), when yesterday is complete: membership tiers,
+    # lifecycle stages, then profiles and tags as of yesterday, then every segment.
+    @huey.periodic_task(crontab(hour="18", minute="30"), name="refresh_customers")  # type: ignore[untyped-decorator]
+    def refresh_customers() -> int:
+        evaluated = membership.evaluate_due(services)
+        lifecycle.refresh_due(services)
+        report = insight.refresh(services, as_of=_local_today(services) - timedelta(days=1))
+        summary = segments.refresh_all(services)
+        log.info("customer refresh: %d membership day(s), %d buyers, %d segments refreshed",
+                 len(evaluated), report.buyers, summary.refreshed)
+        return report.buyers
+
+    # Hourly at minute 25: segments whose inputs (events, dimensions, rule) changed since
+    # their last refresh get their member difference written; the others are skipped.
+    @huey.periodic_task(crontab(minute="25"), name="refresh_segments")  # type: ignore[untyped-decorator]
+    def refresh_segments() -> int:
+        summary = segments.refresh_due(services)
+        log.info("segment refresh: %d refreshed, %d unchanged", summary.refreshed,
+                 summary.unchanged)
+        return int(summary.refreshed)
+
     return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
-                 refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts)
+                 refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts,
+                 refresh_customers=refresh_customers, refresh_segments=refresh_segments)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:
