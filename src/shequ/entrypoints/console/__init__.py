@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from shequ.core.web import Services
-from shequ.entrypoints.console import behaviour, keys, login, monitoring, pages
+from shequ.entrypoints.console import (
+    behaviour,
+    customers,
+    keys,
+    login,
+    monitoring,
+    pages,
+    segment_pages,
+    tier_pages,
+)
 from shequ.entrypoints.console.access import install_console_errors
 from shequ.entrypoints.console.rendering import STATIC_DIR, STATIC_PATH, build_console
 
@@ -21,6 +30,7 @@ def mount(app: FastAPI) -> None:
     app.state.console = build_console(wired.settings.zone, wired.settings.locale)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="console-static")
     for router in (login.root_router, login.router, pages.router, behaviour.router,
-                   monitoring.router, keys.router):
+                   monitoring.router, customers.router, segment_pages.router,
+                   tier_pages.router, keys.router):
         app.include_router(router)
     install_console_errors(app)

@@ -20,7 +20,7 @@ class NavEntry:
     label: str
     permission: str
     icon: str
-    platform_wide: bool = False  # behaviour analytics: events carry no brand
+    platform_wide: bool = False  # behaviour analytics and customer insight span brands
 
 
 NAV: tuple[NavEntry, ...] = (
@@ -33,6 +33,11 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(f"{PREFIX}/heatmap", N_("Heatmap"), "analytics:read", "grid", True),
     NavEntry(f"{PREFIX}/dwell", N_("Dwell time"), "analytics:read", "clock", True),
     NavEntry(f"{PREFIX}/retention", N_("Retention"), "analytics:read", "repeat", True),
+    NavEntry(f"{PREFIX}/customers", N_("Customers"), "customers:read", "users", True),
+    NavEntry(f"{PREFIX}/value-matrix", N_("Value matrix"), "insight:read", "grid", True),
+    NavEntry(f"{PREFIX}/segments", N_("Segments"), "segments:read", "funnel", True),
+    NavEntry(f"{PREFIX}/lifecycle", N_("Lifecycle"), "insight:read", "repeat", True),
+    NavEntry(f"{PREFIX}/membership", N_("Membership"), "membership:read", "money", True),
     NavEntry(f"{PREFIX}/products", N_("Products"), "catalog:read", "box"),
     NavEntry(f"{PREFIX}/audit", N_("Audit log"), "audit:read", "list"),
     NavEntry(f"{PREFIX}/api-keys", N_("API keys"), "users:admin", "key"),
