@@ -81,3 +81,28 @@ def test_metrics_refresh_is_scheduled_before_the_alerts(queue: Queue,
     start = datetime(2026, 11, 18, 16, tzinfo=T0.tzinfo)
     visitors = read_values(store, ["visitors"], "day", start, start + timedelta(days=1))
     assert [v.value for v in visitors] == [3.0]
+
+
+def test_customer_jobs_are_scheduled(queue: Queue) -> None:
+    # Daily at 18:30 UTC (02:30 in Shanghai): membership, lifecycle, profiles, segments.
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 18, 30))] == [
+        "refresh_customers"]
+    assert queue.huey.read_periodic(datetime(2026, 11, 20, 17, 30)) == []
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 3, 25))] == [
+        "refresh_segments"]
+
+
+def test_customer_refresh_job_runs_on_an_empty_shop(queue: Queue, services: Services) -> None:
+    from shequ.core.db import transaction
+    from shequ.domains.insight.models import ProfileRun
+    from shequ.domains.segments import service as segments
+
+    store = events.event_store(services)
+    store.ingest_arrow(_events({date(2026, 11, 19): 5}))
+    assert queue.refresh_customers.call_local() == 0  # events but no orders: no buyers
+    with transaction(services.sessions) as session:
+        run = session.query(ProfileRun).one()
+    assert run.as_of == date(2026, 11, 19)
+    assert run.customers == 0
+    assert queue.refresh_segments.call_local() == 0
+    assert segments.refresh_due(services).refreshed == 0

@@ -90,3 +90,10 @@ def test_bad_input_names_the_argument(kwargs: dict[str, object], message: str) -
     with pytest.raises(ValueError, match=message):
         customer_value(args["customer_ids"], args["days"], args["amounts_fen"],  # type: ignore[arg-type]
                        as_of=10)
+
+
+def test_no_purchases_gives_an_empty_table() -> None:
+    value = customer_value([], [], [], as_of=10)
+    assert len(value) == 0
+    assert value.value_tier.tolist() == []
+    assert value.notes

@@ -87,6 +87,8 @@ def _occasions(ids: NDArray[Any], days: IntArray, fen: IntArray
     customer = customer.astype(np.int64)
     order = np.lexsort((days, customer))
     customer, days, fen = customer[order], days[order], fen[order]
+    if not len(customer):
+        return unique, customer, days, fen
     starts = np.flatnonzero(np.r_[True, (np.diff(customer) != 0) | (np.diff(days) != 0)])
     return unique, customer[starts], days[starts], np.add.reduceat(fen, starts)
 
