@@ -4,6 +4,7 @@ view, idempotence and concurrent refreshes."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from conftest import bearer, make_key
+from conftest import T0, _wire, bearer, make_key
 from shequ.analytics.rollup import local_day_bounds
+from shequ.core.clock import FixedClock
 from shequ.core.permissions import CLI_PRINCIPAL, ROLE_PERMISSIONS, Role
 from shequ.core.web import Services
 from shequ.demo.loader import load_demo
@@ -24,15 +26,36 @@ from shequ.domains.insight import service as insight
 from shequ.domains.insight import view
 from shequ.domains.insight.models import CustomerProfile, CustomerTag
 from shequ.domains.orders import service as orders
+from shequ.entrypoints.app import create_app
 from shequ.entrypoints.bootstrap import bootstrap, close
 from shequ.entrypoints.cli import app
 
 END = date(2026, 11, 20)
 
 
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, dict[str, Any]]]:
+    """The small demo (which has run the whole insight chain), loaded once per module."""
+    wired = _wire(Path(tmp_path_factory.mktemp("insight-demo")), FixedClock(T0), None)
+    summary = load_demo(wired, size="small", seed=7, end=END)
+    yield wired, summary
+    close(wired)
+
+
 @pytest.fixture
-def demo(services: Services) -> dict[str, Any]:
-    return load_demo(services, size="small", seed=7, end=END)
+def demo(loaded: tuple[Services, dict[str, Any]]) -> dict[str, Any]:
+    return loaded[1]
+
+
+@pytest.fixture
+def services(loaded: tuple[Services, dict[str, Any]]) -> Services:
+    return loaded[0]
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services=services)) as c:
+        yield c
 
 
 def _profiles(services: Services) -> list[dict[str, Any]]:
