@@ -259,7 +259,8 @@ def test_spark_store_returns_exact_integers_columns_and_scalars(spark_session: A
 def test_spark_store_needs_every_table(spark_session: Any, tmp_path: Path) -> None:
     from shequ.analytics.spark import SparkEventStore
 
-    with pytest.raises(ValueError, match="missing store tables: dim_devices, dim_products, "):
+    with pytest.raises(ValueError, match="missing store tables: dim_customer_tags, dim_customers, "
+                                         "dim_devices, dim_products, "):
         SparkEventStore.from_parquet(tmp_path, spark_session)
 
 
