@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 STORE_TABLES = ("events", "identity_links", "events_daily", "dim_devices", "dim_products",
-                "dim_customers", "dim_customer_tags", "segment_members", "metric_values")  # fmt: skip
+                "dim_customers", "dim_customer_tags", "segment_members",
+                "metric_values")  # fmt: skip
 DEFAULT_MASTER = "local[2]"
 DEFAULT_SHUFFLE_PARTITIONS = 4
 TIMEZONE_FUNCTION = (

@@ -56,8 +56,8 @@ from shequ.domains.segments.schemas import (
 
 __all__ = [
     "EXPORT_COLUMNS", "Inputs", "archive", "create_segment", "delete_segment", "export_csv",
-    "get_segment", "history", "is_member", "key_exists", "list_segments", "measure_inputs", "members",
-    "presets", "preview", "reference_time", "refresh", "refresh_all", "refresh_due",
+    "get_segment", "history", "is_member", "key_exists", "list_segments", "measure_inputs",
+    "members", "presets", "preview", "reference_time", "refresh", "refresh_all", "refresh_due",
     "update_segment",
 ]
 
