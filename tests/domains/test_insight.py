@@ -248,3 +248,23 @@ def test_demo_lapsing_segment_finds_the_planted_customers(demo: dict[str, Any],
     assert lapsing.size == len(found)
     assert len(found & planted) >= 0.6 * len(found)
     assert len(found & planted) >= 0.6 * len(planted)
+
+
+def test_page_lookups_match_the_whole_tables(services: Services) -> None:
+    """The per-page lookups the customer list uses agree with the whole-table reads."""
+    from shequ.domains.lifecycle import service as lifecycle
+    from shequ.domains.membership import service as membership
+
+    rows = _profiles(services)
+    page = [r["customer_id"] for r in rows[:40]] + [10**9]
+    with services.sessions() as session:
+        labels = insight.value_labels(session, CLI_PRINCIPAL, page)
+        assert labels == {r["customer_id"]: (r["value_tier"], r["rfm_group"])
+                          for r in rows[:40]}
+        every_stage = lifecycle.current_stages(session)
+        assert lifecycle.current_stages(session, customer_ids=page) == {
+            cid: stage for cid, stage in every_stage.items() if cid in page}
+        every_tier = membership.current_tiers(session)
+        assert membership.current_tiers(session, customer_ids=page) == {
+            cid: tier for cid, tier in every_tier.items() if cid in page}
+        assert any(cid in every_tier for cid in page)

@@ -13,7 +13,7 @@ Semantics in docs/customer-value.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -54,7 +54,7 @@ from shequ.stats.value_tiers import TIER_CODES, TIER_NAMES, group_figures
 __all__ = [
     "PRICE_LEVELS", "check_platform", "customer_tags", "data_end", "get_profile",
     "latest_run", "predicted_clv", "profile_count", "refresh", "refresh_everything",
-    "value_matrix",
+    "value_labels", "value_matrix",
 ]
 
 Progress = Callable[[str, float], None]
@@ -421,6 +421,17 @@ def value_matrix(session: Session, principal: Principal) -> ValueMatrixOut:
                             "general_retain"),
         models=dict(run.models) if run else {},
     )
+
+
+def value_labels(session: Session, principal: Principal,
+                 customer_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """``customer id -> (value tier, RFM group)`` of the given customers who have a profile
+    (one query for a page of a list)."""
+    check_platform(principal)
+    return {cid: (tier, group) for cid, tier, group in session.execute(
+        select(CustomerProfile.customer_id, CustomerProfile.value_tier,
+               CustomerProfile.rfm_group)
+        .where(CustomerProfile.customer_id.in_(sorted(set(customer_ids))))).tuples()}
 
 
 def profile_count(session: Session) -> int:

@@ -288,9 +288,13 @@ def _counts(found: Mapping[str, int]) -> dict[Stage, int]:
     return {stage: int(found.get(stage, 0)) for stage in STAGES}  # type: ignore[misc]
 
 
-def current_stages(session: Session, day: date | None = None) -> dict[int, str]:
-    """Customer id → stage as of ``day`` (default: the latest change of each customer)."""
+def current_stages(session: Session, day: date | None = None, *,
+                   customer_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """Customer id → stage as of ``day`` (default: the latest change of each customer), of
+    every customer or only of ``customer_ids`` (a page of a list)."""
     query = _stages_query(day or date.max)
+    if customer_ids is not None:
+        query = query.where(LifecycleChange.customer_id.in_(sorted(set(customer_ids))))
     return dict(session.execute(query).tuples().all())
 
 

@@ -13,6 +13,7 @@ published posts per customer (for the ``points`` basis) are counted here over li
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -321,10 +322,14 @@ def evaluate_due(services: Services) -> list[EvaluationReport]:
             for n in range((yesterday - first).days + 1)]
 
 
-def current_tiers(session: Session) -> dict[int, str]:
-    """``customer id -> tier code`` of every customer holding a tier now."""
-    return dict(session.execute(select(Membership.customer_id, Membership.tier)
-                                .where(Membership.tier != "none")).tuples().all())
+def current_tiers(session: Session, *,
+                  customer_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """``customer id -> tier code`` of every customer holding a tier now, or only of
+    ``customer_ids`` (a page of a list)."""
+    query = select(Membership.customer_id, Membership.tier).where(Membership.tier != "none")
+    if customer_ids is not None:
+        query = query.where(Membership.customer_id.in_(sorted(set(customer_ids))))
+    return dict(session.execute(query).tuples().all())
 
 
 def _change_out(row: TierChange) -> TierChangeOut:
