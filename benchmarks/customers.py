@@ -350,13 +350,33 @@ def synthetic_orders(customers: int, orders: int, seed: int) -> Orders:
     return Orders(customer, day.astype(np.int64), fen)
 
 
+def lifecycle_stages(lifecycle: ModuleType, orders: Orders, day: int,
+                     customers: int) -> Any:
+    """Every customer's lifecycle stage on ``day`` by the default rules, from the orders
+    alone: registration = the first order's day, activity = orders in the engagement
+    window (synthetic customers leave no other events), no UGC conversions."""
+    config = lifecycle.DEFAULT_CONFIG
+    first = np.full(customers, np.iinfo(np.int64).max)
+    np.minimum.at(first, orders.customer, orders.day)
+    count = lifecycle.trailing_counts
+    features = lifecycle.StageFeatures(
+        days_since_registration=day - first,
+        activity=count(orders.customer, orders.day, day, config.engaged_days, customers),
+        paid_orders=count(orders.customer, orders.day, day, config.paying_days, customers),
+        conversions=np.zeros(customers, dtype=np.int64),
+    )
+    return lifecycle.classify(features, config)
+
+
 def run_pipeline(config: Config) -> dict[str, str]:
     value_module = _module("shequ.stats.customer_value")
     if value_module is None:
         print("pipeline: not measured: shequ.stats.customer_value is not available")
         return {"pipeline": "unavailable"}
     membership = _module("shequ.stats.membership")
-    steps = ["rfm", "clv", "value_tiers"] + (["membership"] if membership else [])
+    lifecycle = _module("shequ.stats.lifecycle")
+    steps = (["rfm", "clv", "value_tiers"] + (["lifecycle"] if lifecycle else [])
+             + (["membership"] if membership else []))
     began = time.perf_counter()
     orders = synthetic_orders(config.pipeline_customers, config.pipeline_orders, SEED)
     print(f"pipeline: {config.pipeline_customers:,} customers, {len(orders.customer):,} orders "
@@ -367,6 +387,11 @@ def run_pipeline(config: Config) -> dict[str, str]:
     def pipeline() -> Any:
         value = value_module.customer_value(orders.customer, orders.day, orders.fen,
                                             as_of=as_of)
+        if lifecycle is not None:
+            stages_month_ago = lifecycle_stages(lifecycle, orders, as_of - 30,
+                                                config.pipeline_customers)
+            stages = lifecycle_stages(lifecycle, orders, as_of, config.pipeline_customers)
+            lifecycle.transition_matrix(stages_month_ago, stages)
         if membership is not None:
             membership.assign_tiers(value.monetary_fen, MEMBERSHIP_THRESHOLDS_FEN)
         return value
