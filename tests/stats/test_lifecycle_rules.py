@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shequ.core.days import NEVER
 from shequ.stats.lifecycle import (
     ABSENT,
     DEFAULT_CONFIG,
-    NEVER,
     STAGES,
     LifecycleConfig,
     StageFeatures,

@@ -34,8 +34,6 @@ NEW, ACTIVE, PAYING, LOYAL, ADVOCATE, DORMANT = range(len(STAGES))
 ABSENT = -1
 """The stage number of a customer not registered yet on the day judged."""
 LADDER = STAGES[:5]
-NEVER = np.iinfo(np.int64).max
-"""An ``until`` day meaning "counts for ever" (an order never refunded)."""
 
 
 @dataclass(frozen=True, slots=True)

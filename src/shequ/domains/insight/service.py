@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from shequ.analytics.rollup import local_date, local_day_bounds
 from shequ.analytics.tags import compute_tags
+from shequ.core.days import day_number, day_of, instants, local_days
 from shequ.core.db import exclusive, transaction
 from shequ.core.errors import PermissionDenied, not_found
 from shequ.core.permissions import CLI_PRINCIPAL, Principal
@@ -95,23 +96,6 @@ def data_end(services: Services) -> datetime:
     return min(now, max(found)) if found else now
 
 
-def _day_numbers(instants: NDArray[np.datetime64], zone: ZoneInfo) -> NDArray[np.int64]:
-    """Local day numbers (days since 1970-01-01 in ``zone``) of UTC instants."""
-    utc = pa.array(instants).cast(pa.timestamp("us", tz="UTC"))
-    local = pc.local_timestamp(utc.cast(pa.timestamp("us", tz=zone.key)))
-    days: NDArray[np.int64] = local.cast(pa.date32()).cast(pa.int32()).cast(pa.int64()).to_numpy(
-        zero_copy_only=False)
-    return days
-
-
-def _day_number(day: date) -> int:
-    return (day - date(1970, 1, 1)).days
-
-
-def _from_day_number(number: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=int(number))
-
-
 def refresh(services: Services, *, as_of: date | None = None,
             config: ValueConfig | None = None,
             on_progress: Progress | None = None) -> RefreshReport:
@@ -132,8 +116,9 @@ def refresh(services: Services, *, as_of: date | None = None,
         stages = lifecycle.current_stages(session)
         tiers = membership.current_tiers(session)
     step("fitting RFM, CLV and value tiers", 0.2)
-    value = customer_value(paid.customer_ids, _day_numbers(paid.paid_at, zone), paid.total_fen,
-                           as_of=_day_number(as_of), config=config)
+    paid_days = local_days(instants(paid.paid_at), zone)
+    value = customer_value(paid.customer_ids, paid_days, paid.total_fen,
+                           as_of=day_number(as_of), config=config)
     step("computing tags", 0.5)
     keys = dict(zip(attributes["id"].to_pylist(), attributes["external_id"].to_pylist(),
                     strict=True))
@@ -193,8 +178,8 @@ def _profile_rows(value: CustomerValue, as_of: date,
         rows.append({
             "customer_id": int(value.customer_ids[i]), "as_of": as_of,
             "orders": int(value.orders[i]), "spend_fen": int(value.spend_fen[i]),
-            "first_order_on": _from_day_number(int(value.first_day[i])),
-            "last_order_on": _from_day_number(int(value.last_day[i])),
+            "first_order_on": day_of(int(value.first_day[i])),
+            "last_order_on": day_of(int(value.last_day[i])),
             "recency_days": int(value.recency_days[i]), "frequency": int(value.frequency[i]),
             "monetary_fen": int(value.monetary_fen[i]), "r_score": int(value.r_score[i]),
             "f_score": int(value.f_score[i]), "m_score": int(value.m_score[i]),

@@ -10,7 +10,7 @@ the deployment's time zone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,16 +26,15 @@ from sqlalchemy.orm import Session
 from shequ.analytics.persons import ANONYMOUS_PREFIX, with_person_id
 from shequ.analytics.rollup import local_day_bounds, local_time
 from shequ.analytics.store import EventStore
+from shequ.core.days import NEVER, day_number, instants, local_days
 from shequ.core.db import UTCDateTime
 from shequ.stats.lifecycle import (
-    NEVER,
     IntArray,
     LifecycleConfig,
     StageFeatures,
     trailing_counts,
 )
 
-EPOCH = date(1970, 1, 1)
 POST_ID_PATTERN = r'"post_id"\s*:\s*"((?:[^"\\]|\\.)*)"'
 
 # Times are read untyped and parsed by pandas in one vectorised pass: SQLite hands back
@@ -50,32 +49,6 @@ _orders_typed = table("orders", column("customer_id"), column("total_fen"),
                       column("refunded_at", UTCDateTime()))
 _order_lines = table("order_lines", column("order_id"), column("product_id"))
 _posts = table("posts", column("external_id"), column("customer_id"), column("product_id"))
-
-
-def instants(values: Sequence[datetime | str | None] | pd.Series) -> pd.Series:
-    """UTC instants of stored times (aware datetimes or SQLite's UTC ISO text)."""
-    raw = pd.Series(list(values), dtype="object")
-    return pd.to_datetime(raw, utc=True, format="ISO8601")
-
-
-def day_number(day: date) -> int:
-    """Days since 1970-01-01."""
-    return (day - EPOCH).days
-
-
-def day_of(number: int) -> date:
-    """The date of a day number."""
-    return EPOCH + timedelta(days=number)
-
-
-def local_days(stamps: pd.Series, zone: ZoneInfo) -> IntArray:
-    """Local day numbers of UTC instants (:func:`instants`); a missing one becomes
-    ``NEVER``."""
-    local = stamps.dt.tz_convert(zone).dt.tz_localize(None).dt.floor("D")
-    days = local.to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
-    numbers: IntArray = days.astype(np.int64)
-    numbers[np.isnat(days)] = NEVER
-    return numbers
 
 
 def _never(count: int) -> IntArray:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from shequ.analytics.rollup import DEFAULT_TZ, local_day_bounds
 from shequ.core.clock import Clock
+from shequ.core.days import day_number, day_of, instants, local_days
 from shequ.core.db import transaction
 from shequ.core.errors import PermissionDenied, ValidationFailed
 from shequ.core.permissions import Principal
@@ -33,10 +34,6 @@ from shequ.core.web import Services
 from shequ.domains.events.service import event_store
 from shequ.domains.lifecycle.features import (
     Behaviour,
-    day_number,
-    day_of,
-    instants,
-    local_days,
     order_bounds,
     read_behaviour,
     realised_spend,
