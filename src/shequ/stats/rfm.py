@@ -137,14 +137,23 @@ def score(values: ArrayLike, *, bins: int = 5, cuts: tuple[float, ...] | None = 
     return (bins - np.searchsorted(edges, data, side="left")).astype(np.int64)
 
 
-def _mid_rank_scores(data: FloatArray, bins: int) -> IntArray:
-    """``1 + floor(mid-rank percentile × bins)``, higher values scoring higher."""
+def mid_rank_percentiles(values: ArrayLike) -> FloatArray:
+    """``(values below + half of those equal) / n`` per value: equal values get equal
+    percentiles, in the middle of the span they cover (RFM scores, CLV bands and price
+    positions all rank this way)."""
+    data = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if len(data) == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.float64)
     ordered = np.sort(data)
     below = np.searchsorted(ordered, data, side="left")
     equal = np.searchsorted(ordered, data, side="right") - below
-    percentile = (below + equal / 2) / len(data)
+    result: FloatArray = (below + equal / 2) / len(data)
+    return result
+
+
+def _mid_rank_scores(data: FloatArray, bins: int) -> IntArray:
+    """``1 + floor(mid-rank percentile × bins)``, higher values scoring higher."""
+    percentile = mid_rank_percentiles(data)
     scores: IntArray = np.minimum(1 + np.floor(percentile * bins), bins).astype(np.int64)
     return scores
 

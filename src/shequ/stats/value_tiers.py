@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from shequ.stats.rfm import mid_rank_percentiles
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
@@ -147,15 +149,6 @@ def _floats(values: ArrayLike, name: str, *, upper: float = np.inf) -> FloatArra
     return array
 
 
-def _mid_rank_percentiles(values: FloatArray) -> FloatArray:
-    """``(values below + half of those equal) / n`` per value, as the RFM scores use."""
-    ordered = np.sort(values)
-    below = np.searchsorted(ordered, values, side="left")
-    equal = np.searchsorted(ordered, values, side="right") - below
-    result: FloatArray = (below + equal / 2) / len(values)
-    return result
-
-
 def _realised_band(r_score: IntArray, f_score: IntArray, m_score: IntArray,
                   config: ValueTierConfig) -> IntArray:
     """0-based realised band: the weighted mean score against ``realised_cuts`` (inclusive)."""
@@ -176,7 +169,7 @@ def _predicted_band(clv: FloatArray, config: ValueTierConfig) -> IntArray:
         edges, position = np.asarray(config.clv_cuts, dtype=np.float64), clv
     else:
         edges = np.asarray(config.clv_percentiles, dtype=np.float64)
-        position = np.round(_mid_rank_percentiles(clv), 12)
+        position = np.round(mid_rank_percentiles(clv), 12)
     return np.searchsorted(edges, position, side="right").astype(np.int64)
 
 

@@ -49,7 +49,7 @@ from shequ.domains.membership import service as membership
 from shequ.domains.orders import service as orders
 from shequ.domains.segments import service as segments
 from shequ.stats.customer_value import CustomerValue, ValueConfig, customer_value
-from shequ.stats.rfm import GROUPS, group_of
+from shequ.stats.rfm import GROUPS, group_of, mid_rank_percentiles
 from shequ.stats.value_tiers import TIER_CODES, TIER_NAMES, group_figures
 
 __all__ = [
@@ -229,10 +229,7 @@ def _price_sensitivity(keys: dict[int, str], paid: Any, lines: pa.Table,
         percentile = np.zeros(len(price))
         for name in np.unique(line_cat):
             members = line_cat == name
-            ordered = np.sort(price[members])
-            below = np.searchsorted(ordered, price[members], side="left")
-            equal = np.searchsorted(ordered, price[members], side="right") - below
-            percentile[members] = (below + equal / 2) / members.sum()
+            percentile[members] = mid_rank_percentiles(price[members])
         line_customer = lines["customer_id"].to_numpy()
         slot = np.searchsorted(buyers, line_customer)
         known = (slot < len(buyers)) & (buyers[np.minimum(slot, len(buyers) - 1)]
