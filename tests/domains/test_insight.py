@@ -132,6 +132,7 @@ def test_dimensions_and_tags(demo: dict[str, Any], services: Services) -> None:
     assert len(bought) == report.buyers
     assert all(d["value_tier"] in ("t1", "t2", "t3", "t4", "t5") for d in bought)
     assert all(d["clv_fen"] is None or d["clv_fen"] >= 0 for d in dims)
+    assert all((d["clv_fen"] is None) == (d["p_alive"] is None) for d in dims)
     tags = store.to_arrow(store.table("dim_customer_tags")).to_pylist()
     assert len(tags) == report.tags > 0
     kinds = {t["kind"] for t in tags}

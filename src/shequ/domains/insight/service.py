@@ -230,10 +230,7 @@ def _price_sensitivity(keys: dict[int, str], paid: Any, lines: pa.Table,
         for name in np.unique(line_cat):
             members = line_cat == name
             percentile[members] = mid_rank_percentiles(price[members])
-        line_customer = lines["customer_id"].to_numpy()
-        slot = np.searchsorted(buyers, line_customer)
-        known = (slot < len(buyers)) & (buyers[np.minimum(slot, len(buyers) - 1)]
-                                         == line_customer) if len(buyers) else slot < 0
+        slot, known = _positions(buyers, lines["customer_id"].to_numpy())
         weight = lines["quantity"].to_numpy().astype(np.float64)
         sums = np.bincount(slot[known], weights=(percentile * weight)[known],
                            minlength=len(buyers))
@@ -250,26 +247,32 @@ def _price_sensitivity(keys: dict[int, str], paid: Any, lines: pa.Table,
     })
 
 
+def _positions(sorted_keys: NDArray[Any], wanted: NDArray[Any]
+               ) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Where each of ``wanted`` sits in the sorted, unique ``sorted_keys``, and whether it is
+    there at all (a missing key gets some in-range slot and ``False``)."""
+    if not len(sorted_keys):
+        return np.zeros(len(wanted), np.intp), np.zeros(len(wanted), np.bool_)
+    slot = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    return slot, sorted_keys[slot] == wanted
+
+
 def _sync_dimensions(services: Services, attributes: pa.Table, value: CustomerValue,
                      stages: dict[int, str], tiers: dict[int, str], tags: pa.Table) -> None:
-    """Replace ``dim_customers`` (every customer, with their profile when they bought) and
+    """Replace ``dim_customers`` (every customer, with their profile when they bought; CLV
+    and P(alive) null where the models were not fitted, as in ``customer_profiles``) and
     ``dim_customer_tags`` in the event store."""
     ids = attributes["id"].to_numpy()
-    slot = np.searchsorted(value.customer_ids, ids) if len(value) else np.zeros(len(ids), int)
-    bought = (slot < len(value)) & (value.customer_ids[np.minimum(slot, len(value) - 1)]
-                                    == ids) if len(value) else np.zeros(len(ids), bool)
-    safe = np.minimum(slot, max(len(value) - 1, 0))
+    slot, bought = _positions(value.customer_ids, ids)
 
-    def pick(values: NDArray[Any], kind: pa.DataType) -> pa.Array:
-        if not len(value):
-            return pa.nulls(len(ids), kind)
-        chosen = values[safe]
-        return pa.array(chosen, kind, mask=~bought)
+    def at(values: NDArray[Any]) -> NDArray[Any]:
+        return values[slot] if len(values) else np.zeros(len(ids), values.dtype)
 
-    clv = np.nan_to_num(value.clv_fen, nan=-1.0) if len(value) else np.zeros(0)
-    clv_known = bought & (np.rint(clv[safe]) >= 0) if len(value) else bought
-    tier_codes = np.array(TIER_CODES)[value.value_tier.astype(np.int64) - 1] \
-        if len(value) else np.zeros(0, str)
+    def column(values: NDArray[Any], kind: pa.DataType,
+               known: NDArray[np.bool_] = bought) -> pa.Array:
+        return pa.array(at(values), kind, mask=~known)
+
+    fitted = bought & ~np.isnan(at(value.clv_fen))
     store = event_store(services)
     store.replace_rows("dim_customers", pa.table({
         "customer_id": attributes["external_id"],
@@ -277,17 +280,18 @@ def _sync_dimensions(services: Services, attributes: pa.Table, value: CustomerVa
         "birth_year": attributes["birth_year"],
         "registered_at": attributes["registered_at"],
         "acquisition_channel": attributes["acquisition_channel"],
-        "recency_days": pick(value.recency_days, pa.int32()),
-        "frequency": pick(value.frequency, pa.int32()),
-        "monetary_fen": pick(value.monetary_fen, pa.int64()),
-        "r_score": pick(value.r_score, pa.int32()),
-        "f_score": pick(value.f_score, pa.int32()),
-        "m_score": pick(value.m_score, pa.int32()),
-        "rfm_group": pick(value.rfm_group, pa.string()),
-        "clv_fen": pa.array(np.rint(clv[safe]).astype(np.int64) if len(value)
-                            else np.zeros(len(ids), np.int64), pa.int64(), mask=~clv_known),
-        "p_alive": pick(value.p_alive, pa.float64()),
-        "value_tier": pick(tier_codes, pa.string()),
+        "recency_days": column(value.recency_days, pa.int32()),
+        "frequency": column(value.frequency, pa.int32()),
+        "monetary_fen": column(value.monetary_fen, pa.int64()),
+        "r_score": column(value.r_score, pa.int32()),
+        "f_score": column(value.f_score, pa.int32()),
+        "m_score": column(value.m_score, pa.int32()),
+        "rfm_group": column(value.rfm_group, pa.string()),
+        "clv_fen": column(np.rint(np.nan_to_num(value.clv_fen)).astype(np.int64), pa.int64(),
+                          fitted),
+        "p_alive": column(np.nan_to_num(value.p_alive), pa.float64(), fitted),
+        "value_tier": column(np.array(TIER_CODES)[value.value_tier.astype(np.int64) - 1],
+                             pa.string()),
         "lifecycle_stage": pa.array([stages.get(int(i)) for i in ids], pa.string()),
         "member_tier": pa.array([tiers.get(int(i)) for i in ids], pa.string()),
     }))
