@@ -16,13 +16,16 @@ from shequ.core.money import format_fen
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
 from shequ.domains.content import service as content
+from shequ.domains.content.schemas import PostPage, ReviewPage
 from shequ.domains.customers import service as customers
+from shequ.domains.customers.schemas import CustomerDetail
 from shequ.domains.events.service import event_store
 from shequ.domains.insight.schemas import Customer360, Milestone, TimelineEvent
-from shequ.domains.insight.service import _customer_id, check_platform, customer_tags, get_profile
+from shequ.domains.insight.service import check_platform, customer_tags, get_profile
 from shequ.domains.lifecycle import service as lifecycle
 from shequ.domains.membership import service as membership
 from shequ.domains.orders import service as orders
+from shequ.domains.orders.schemas import OrderOut
 from shequ.domains.segments import service as segments
 
 TIMELINE_EVENTS = 100
@@ -80,9 +83,12 @@ def _segments_of(services: Services, principal: Principal, key: str) -> list[dic
             for s in segments.list_segments(services, principal) if s.key in found]
 
 
-def _milestones(session: Session, services: Services, principal: Principal, key: str,
-                customer_id: int, detail: Any, first_seen: datetime | None,
-                order_rows: list[Any]) -> list[Milestone]:
+def _milestones(session: Session, principal: Principal, key: str, detail: CustomerDetail,
+                first_seen: datetime | None, order_rows: list[OrderOut],
+                reviews: ReviewPage, posts: PostPage) -> list[Milestone]:
+    """The customer's story in time order. ``reviews`` and ``posts`` are the newest-first
+    pages the view shows; the oldest item is read separately only when they are partial."""
+    customer_id = detail.id
     steps: list[Milestone] = []
     if first_seen is not None:
         steps.append(Milestone(at=first_seen, kind="first_visit", title="首次访问"))
@@ -91,14 +97,14 @@ def _milestones(session: Session, services: Services, principal: Principal, key:
                                title="注册", detail=detail.acquisition_channel))
     if order_rows:
         first = order_rows[-1]
+        amount = "" if first.total_fen is None else f" {format_fen(first.total_fen)}"
         steps.append(Milestone(at=as_utc(first.created_at), kind="first_order",
-                               title="首单", detail=f"{first.external_id} "
-                               f"{format_fen(first.total_fen)}"))
-        paid = [o for o in order_rows if o.paid_at is not None]
+                               title="首单", detail=f"{first.external_id}{amount}"))
+        paid = [(o.paid_at, o.external_id) for o in order_rows if o.paid_at is not None]
         if len(paid) >= 2:
-            second = paid[-2]
-            steps.append(Milestone(at=as_utc(second.paid_at), kind="repeat_purchase",
-                                   title="复购", detail=second.external_id))
+            paid_at, external_id = paid[-2]
+            steps.append(Milestone(at=as_utc(paid_at), kind="repeat_purchase",
+                                   title="复购", detail=external_id))
     for change in membership.tier_history(session, customer_id):
         steps.append(Milestone(
             at=datetime.combine(change.day, datetime.min.time(), UTC), kind="tier_change",
@@ -110,16 +116,20 @@ def _milestones(session: Session, services: Services, principal: Principal, key:
             at=datetime.combine(stage.day, datetime.min.time(), UTC), kind="stage_change",
             title=f"生命周期 {STAGE_NAMES.get(stage.from_stage or '', '—')} → "
                   f"{STAGE_NAMES.get(stage.to_stage, stage.to_stage)}"))
-    reviews = content.list_reviews(session, principal, customer=key, limit=1,
-                                   offset=max(0, _count_reviews(session, principal, key) - 1))
+    if reviews.total > len(reviews.items):
+        reviews = content.list_reviews(session, principal, customer=key, limit=1,
+                                       offset=reviews.total - 1)
     if reviews.items:
-        steps.append(Milestone(at=as_utc(reviews.items[0].created_at), kind="first_review",
-                               title="首次评价", detail=reviews.items[0].sku))
-    posts = content.list_posts(session, principal, author=key, limit=1,
-                               offset=max(0, _count_posts(session, principal, key) - 1))
+        first_review = reviews.items[-1]
+        steps.append(Milestone(at=as_utc(first_review.created_at), kind="first_review",
+                               title="首次评价", detail=first_review.sku))
+    if posts.total > len(posts.items):
+        posts = content.list_posts(session, principal, author=key, limit=1,
+                                   offset=posts.total - 1)
     if posts.items:
-        steps.append(Milestone(at=as_utc(posts.items[0].created_at), kind="first_post",
-                               title="首篇笔记", detail=posts.items[0].title))
+        first_post = posts.items[-1]
+        steps.append(Milestone(at=as_utc(first_post.created_at), kind="first_post",
+                               title="首篇笔记", detail=first_post.title))
     creators = content.list_creators(session, principal, customer=key, limit=1)
     if creators.items:
         creator = creators.items[0]
@@ -128,20 +138,12 @@ def _milestones(session: Session, services: Services, principal: Principal, key:
     return sorted(steps, key=lambda m: (m.at, m.kind))
 
 
-def _count_reviews(session: Session, principal: Principal, key: str) -> int:
-    return content.list_reviews(session, principal, customer=key, limit=1).total
-
-
-def _count_posts(session: Session, principal: Principal, key: str) -> int:
-    return content.list_posts(session, principal, author=key, limit=1).total
-
-
 def customer_360(services: Services, session: Session, principal: Principal,
                  external_id: str) -> Customer360:
     """Everything about one customer; 404 when unknown, partners refused."""
     check_platform(principal)
     detail = customers.get_customer(session, external_id)
-    customer_id = _customer_id(session, external_id)
+    customer_id = detail.id
     order_page = orders.list_orders(session, principal, customer=external_id, limit=500)
     timeline, first_seen = _person_events(services, external_id)
     reviews = content.list_reviews(session, principal, customer=external_id,
@@ -162,6 +164,6 @@ def customer_360(services: Services, session: Session, principal: Principal,
         reviews=[r.model_dump(mode="json") for r in reviews.items],
         posts=[p.model_dump(mode="json", exclude={"body"}) for p in posts.items],
         events=timeline,
-        trajectory=_milestones(session, services, principal, external_id, customer_id,
-                               detail, first_seen, order_page.items),
+        trajectory=_milestones(session, principal, external_id, detail, first_seen,
+                               order_page.items, reviews, posts),
     )
