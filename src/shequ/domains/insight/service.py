@@ -434,11 +434,10 @@ def predicted_clv(session: Session) -> dict[int, int]:
 
 
 MEMBERSHIP_STEP_DAYS = 7
-LIFECYCLE_MAX_DAYS = 366
 MEMBERSHIP_BACKFILL_DAYS = 84
 
 
-def _membership_days(services: Services, as_of: date) -> list[date]:
+def _membership_days(services: Services, as_of: date, first_day: date) -> list[date]:
     """Days to evaluate membership on so that it is current on ``as_of``: every day since
     the last evaluation, or — on a first run — weekly over the last 12 weeks of data, so
     upgrades, grace periods and downgrades of the recent past are in the history."""
@@ -448,7 +447,6 @@ def _membership_days(services: Services, as_of: date) -> list[date]:
         if last >= as_of:
             return []
         return [last + timedelta(days=n) for n in range(1, (as_of - last).days + 1)]
-    first_day = lifecycle.data_window(services)[0]
     start = max(first_day, as_of - timedelta(days=MEMBERSHIP_BACKFILL_DAYS))
     days = [as_of - timedelta(days=n) for n in range(0, (as_of - start).days + 1,
                                                      MEMBERSHIP_STEP_DAYS)]
@@ -464,18 +462,18 @@ def refresh_everything(services: Services, *, as_of: date | None = None,
     zone = _zone(services)
     as_of = as_of or local_date(data_end(services), zone)
     notes: list[str] = []
-    days = _membership_days(services, as_of)
+    first_day, last_day = lifecycle.data_window(services)
+    days = _membership_days(services, as_of, first_day)
     for n, day in enumerate(days):
         step(f"membership {day}", 0.3 * n / max(len(days), 1))
         membership.evaluate(services, day)
     if days:
         notes.append(f"membership evaluated on {len(days)} day(s) up to {days[-1]}")
     step("lifecycle stages", 0.3)
-    first_day, last_day = lifecycle.data_window(services)
     last_day = min(last_day, as_of)
-    # Stages of earlier days stay in the stored changes; a year is the longest range one
-    # lifecycle refresh judges.
-    first_day = max(first_day, last_day - timedelta(days=LIFECYCLE_MAX_DAYS - 1))
+    # Stages of earlier days stay in the stored changes; one lifecycle refresh judges at
+    # most MAX_RANGE_DAYS.
+    first_day = max(first_day, last_day - timedelta(days=lifecycle.MAX_RANGE_DAYS - 1))
     stages = lifecycle.refresh(services, first_day, last_day)
     notes.append(f"lifecycle judged {stages.first_day} … {stages.last_day}: "
                  f"{stages.changes_written} changes")
