@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from shequ.core.errors import PermissionDenied
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -82,6 +84,12 @@ class Principal:
     def can(self, permission: str) -> bool:
         """Whether this caller holds ``permission``."""
         return permission in self.permissions
+
+    def refuse_if_partner(self, code: str, detail: str) -> None:
+        """Platform-wide data (every brand's visitors or customers) is not for brand
+        partners: a brand-limited caller gets ``PermissionDenied(code, detail)``."""
+        if self.brand_ids is not None:
+            raise PermissionDenied(code, detail)
 
     def sees_brand(self, brand_id: int | None) -> bool:
         """Whether data of ``brand_id`` is visible to this caller."""

@@ -27,7 +27,7 @@ from shequ.analytics.metric_values import read_values
 from shequ.analytics.rollup import local_date, local_day_bounds
 from shequ.core.clock import Clock
 from shequ.core.db import transaction
-from shequ.core.errors import Conflict, PermissionDenied, ValidationFailed, not_found
+from shequ.core.errors import Conflict, ValidationFailed, not_found
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
 from shequ.domains.alerts import notify
@@ -153,9 +153,8 @@ def judge(mode: str, direction: str, thresholds: Mapping[str, float], value: flo
 # --- rule validation -----------------------------------------------------------------------
 
 def _staff_only(principal: Principal) -> None:
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_alerts", "alerts watch platform-wide figures; "
-                               "partners cannot see or change them")
+    principal.refuse_if_partner("platform_wide_alerts", "alerts watch platform-wide figures; "
+                                "partners cannot see or change them")
 
 
 def _invalid(exc: PydanticValidationError) -> ValidationFailed:

@@ -21,7 +21,7 @@ from shequ.analytics.funnels import FunnelQuery, FunnelResult, FunnelRunner
 from shequ.analytics.metric_values import MetricValue
 from shequ.analytics.runner import QueryRunner
 from shequ.analytics.store import EventStore, EventStoreLocked, iter_event_file
-from shequ.core.errors import PayloadTooLarge, PermissionDenied, Unavailable, ValidationFailed
+from shequ.core.errors import PayloadTooLarge, Unavailable, ValidationFailed
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
 
@@ -139,9 +139,8 @@ def analyse(services: Services, principal: Principal, runner: QueryRunner[Any, R
 
     Events carry no brand, so behaviour analytics are platform-wide: partners are refused.
     """
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_analytics", "behaviour analytics cover every "
-                               "brand's visitors; partners cannot run them")
+    principal.refuse_if_partner("platform_wide_analytics", "behaviour analytics cover every "
+                                "brand's visitors; partners cannot run them")
     return runner.run(event_store(services))
 
 
@@ -236,9 +235,8 @@ def stored_metrics(services: Services, principal: Principal, grain: str,
     from shequ.analytics.metrics import METRICS
     from shequ.analytics.rollup import local_day_bounds
 
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_analytics",
-                               "metrics cover every brand's visitors; partners cannot read them")
+    principal.refuse_if_partner("platform_wide_analytics",
+                                "metrics cover every brand's visitors; partners cannot read them")
     if grain not in GRAINS:
         raise ValidationFailed("unknown_grain", f"grain must be one of {GRAINS}", "grain")
     if day_to < day_from:

@@ -30,7 +30,7 @@ from shequ.analytics.rollup import local_date, local_day_bounds
 from shequ.analytics.tags import compute_tags
 from shequ.core.days import day_number, day_of, instants, local_days
 from shequ.core.db import exclusive, transaction
-from shequ.core.errors import PermissionDenied, not_found
+from shequ.core.errors import not_found
 from shequ.core.permissions import CLI_PRINCIPAL, Principal
 from shequ.core.web import Services
 from shequ.domains.catalog import service as catalog
@@ -70,9 +70,8 @@ PRICE_LABELS = {"high": "高", "medium": "中", "low": "低"}
 
 def check_platform(principal: Principal) -> None:
     """Customer insight spans every brand: partners (brand-limited callers) are refused."""
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_only",
-                               "customer insight covers every brand; partners cannot read it")
+    principal.refuse_if_partner("platform_only",
+                                "customer insight covers every brand; partners cannot read it")
 
 
 def _zone(services: Services) -> ZoneInfo:

@@ -28,7 +28,7 @@ from shequ.analytics.rollup import DEFAULT_TZ, local_day_bounds
 from shequ.core.clock import Clock
 from shequ.core.days import day_number, day_of, instants, local_days
 from shequ.core.db import transaction
-from shequ.core.errors import PermissionDenied, ValidationFailed
+from shequ.core.errors import ValidationFailed
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
 from shequ.domains.events.service import event_store
@@ -104,9 +104,8 @@ DEFAULT_STRATEGIES: dict[str, StrategyIn] = {
 
 def refuse_partners(principal: Principal) -> None:
     """Lifecycle figures cover every customer: brand partners may not see them."""
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_lifecycle", "lifecycle stages cover every "
-                               "customer of the platform; partners cannot see them")
+    principal.refuse_if_partner("platform_wide_lifecycle", "lifecycle stages cover every "
+                                "customer of the platform; partners cannot see them")
 
 
 def _checked_day(day: date, attr: str) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shequ.core.clock import Clock
-from shequ.core.errors import PermissionDenied, ValidationFailed, not_found
+from shequ.core.errors import ValidationFailed, not_found
 from shequ.core.permissions import CLI_PRINCIPAL, Principal
 from shequ.domains.membership.models import TierRule
 from shequ.domains.membership.schemas import Benefit, TierRuleIn, TierRuleOut, TierRulesIn
@@ -60,9 +60,8 @@ def rule_rows(session: Session) -> list[TierRule]:
 
 def refuse_partners(principal: Principal) -> None:
     """Tiers rank customers on their spend across every brand: partners cannot see them."""
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_membership", "membership tiers rank customers "
-                               "on their spend across every brand; partners cannot use them")
+    principal.refuse_if_partner("platform_wide_membership", "membership tiers rank customers "
+                                "on their spend across every brand; partners cannot use them")
 
 
 def list_rules(session: Session, *, principal: Principal = CLI_PRINCIPAL) -> list[TierRuleOut]:

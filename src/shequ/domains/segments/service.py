@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from shequ.analytics import segments as rules
 from shequ.analytics.store import EventStore
 from shequ.core.db import transaction
-from shequ.core.errors import Conflict, PermissionDenied, ShequError, ValidationFailed, not_found
+from shequ.core.errors import Conflict, ShequError, ValidationFailed, not_found
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
 from shequ.domains.events.service import event_store
@@ -78,9 +78,8 @@ ProgressFn = Callable[[int, int, RefreshReport], None]
 # --- guards and lookups ------------------------------------------------------------------
 
 def _staff_only(principal: Principal) -> None:
-    if principal.brand_ids is not None:
-        raise PermissionDenied("platform_wide_segments", "segments group customers of every "
-                               "brand; partners cannot see or change them")
+    principal.refuse_if_partner("platform_wide_segments", "segments group customers of "
+                                "every brand; partners cannot see or change them")
 
 
 def _segment(session: Session, segment_id: int, *, lock: bool = False) -> Segment:
