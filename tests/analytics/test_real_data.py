@@ -5,20 +5,18 @@ script's output."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import statistics
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from script_modules import load_script
 from shequ.analytics.taobao import BEHAVIOUR_TO_EVENT, taobao_to_arrow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,19 +39,7 @@ def _need(path: Path) -> Path:
     return path
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "analytics_real_data", REPO / "scripts" / "analytics_real_data.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
+script = load_script(REPO / "scripts" / "analytics_real_data.py")
 
 
 @dataclass(frozen=True, order=True)
@@ -364,15 +350,15 @@ def test_histogram_bins_are_half_open() -> None:
 
 def test_the_doc_holds_the_scripts_output_verbatim(taobao: Any, shoppers: Any) -> None:
     block = script.render(taobao, shoppers)
-    assert script.generated_block(DOC.read_text(encoding="utf-8")) == block
+    assert script.BLOCK.extract(DOC.read_text(encoding="utf-8")) == block
 
 
 def test_write_block_replaces_only_the_marked_part(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{script.BEGIN}\nold\n{script.END}\nafter\n", encoding="utf-8")
-    script.write_block(doc, f"{script.BEGIN}\nnew\n{script.END}\n")
+    script.BLOCK.write(doc, f"{script.BEGIN}\nnew\n{script.END}\n")
     expected = ["intro", script.BEGIN, "new", script.END, "after"]
     assert doc.read_text(encoding="utf-8").splitlines() == expected
     fresh = tmp_path / "fresh.md"
-    script.write_block(fresh, "block\n")
+    script.BLOCK.write(fresh, "block\n")
     assert fresh.read_text(encoding="utf-8") == "block\n"

@@ -6,17 +6,15 @@ The whole file is used (the report builds in about 5 s)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from script_modules import load_script
 from shequ.stats.rfm import GROUPS
 from shequ.stats.value_tiers import group_figures
 
@@ -28,19 +26,7 @@ DOC = REPO / "docs" / "customers-on-real-data.md"
 HOLDOUT_TOLERANCE = 0.20
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "customers_real_data", REPO / "scripts" / "customers_real_data.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
+script = load_script(REPO / "scripts" / "customers_real_data.py")
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +123,12 @@ def test_membership_thresholds_split_at_the_stated_percentiles(report: Any) -> N
 
 def test_the_doc_holds_the_scripts_output_verbatim(report: Any) -> None:
     block = script.render(report)
-    assert script.generated_block(DOC.read_text(encoding="utf-8")) == block
+    assert script.BLOCK.extract(DOC.read_text(encoding="utf-8")) == block
 
 
 def test_write_block_replaces_only_the_marked_part(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{script.BEGIN}\nold\n{script.END}\nafter\n", encoding="utf-8")
-    script.write_block(doc, f"{script.BEGIN}\nnew\n{script.END}\n")
+    script.BLOCK.write(doc, f"{script.BEGIN}\nnew\n{script.END}\n")
     expected = ["intro", script.BEGIN, "new", script.END, "after"]
     assert doc.read_text(encoding="utf-8").splitlines() == expected
