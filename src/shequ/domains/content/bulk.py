@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from shequ.core import audit
 from shequ.core.errors import Conflict, ValidationFailed
+from shequ.domains.content import scoring
 from shequ.domains.content.models import Comment, Creator, Hub, Post, Review
 from shequ.domains.content.resolving import (
     Resolved,
@@ -30,6 +31,7 @@ from shequ.domains.content.schemas import CommentRow, CreatorRow, HubIn, PostRow
 
 CHUNK = 5_000
 Resolver = Callable[[Session, Sequence[Any]], Resolved]
+Enricher = Callable[[list[dict[str, Any]]], None]
 
 
 def _validated(kind: str, model: type[BaseModel], items: list[dict[str, Any]]) -> list[Any]:
@@ -59,10 +61,13 @@ def _refuse_known_keys(session: Session, kind: str, table: type[Any], keys: list
 
 
 def _load(session: Session, kind: str, table: type[Any], model: type[BaseModel],
-          resolve: Resolver, items: list[dict[str, Any]]) -> int:
+          resolve: Resolver, items: list[dict[str, Any]],
+          enrich: Enricher | None = None) -> int:
     rows = _validated(kind, model, items)
     _refuse_known_keys(session, kind, table, [row.external_id for row in rows])
     values = only_values(resolve(session, rows))
+    if enrich is not None:
+        enrich(values)
     for start in range(0, len(values), CHUNK):
         # The Table, not the mapped class: ORM bulk inserts split batches at every NULL.
         session.execute(insert(table.__table__), values[start:start + CHUNK])
@@ -79,11 +84,22 @@ def bulk_load(session: Session, hubs: list[dict[str, Any]], creators: list[dict[
     Items are shaped like the importers' rows (``HubIn``, ``CreatorRow``, ``PostRow``,
     ``CommentRow``, ``ReviewRow``); times must be aware. Customers, orders and products
     must be loaded first. The first bad item stops the load with its kind, index and field.
+    Posts get their content type (when missing), sentiment and originality on the way in;
+    reviews their sentiment.
     """
     return {
         "hubs": _load(session, "hubs", Hub, HubIn, hub_values, hubs),
         "creators": _load(session, "creators", Creator, CreatorRow, creator_values, creators),
-        "posts": _load(session, "posts", Post, PostRow, post_values, posts),
+        "posts": _load_posts(session, posts),
         "comments": _load(session, "comments", Comment, CommentRow, comment_values, comments),
-        "reviews": _load(session, "reviews", Review, ReviewRow, review_values, reviews),
+        "reviews": _load(session, "reviews", Review, ReviewRow, review_values, reviews,
+                         scoring.enrich_reviews),
     }
+
+
+def _load_posts(session: Session, posts: list[dict[str, Any]]) -> int:
+    """Posts with their content types and sentiment filled in, then indexed for
+    originality (one batch: earlier posts of the same load count as sources)."""
+    count = _load(session, "posts", Post, PostRow, post_values, posts, scoring.enrich_posts)
+    scoring.index_by_keys(session, [str(p["external_id"]) for p in posts], fresh=True)
+    return count

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from shequ.core.importing import ImportReport, finish_import, read_rows, validate_rows
+from shequ.domains.content import scoring
 from shequ.domains.content.models import Comment, Creator, Hub, Post, Review
 from shequ.domains.content.resolving import (
     Resolved,
@@ -26,15 +27,23 @@ from shequ.domains.content.resolving import (
 from shequ.domains.content.schemas import CommentRow, CreatorRow, HubIn, PostRow, ReviewRow
 
 Resolver = Callable[[Session, Sequence[Any]], Resolved]
+Enricher = Callable[[list[dict[str, Any]]], None]
 
 
 def _import(session: Session, kind: str, name: str, data: bytes, skip_invalid: bool,
-            row_model: type[BaseModel], resolve: Resolver, table: type[Any]) -> ImportReport:
+            row_model: type[BaseModel], resolve: Resolver, table: type[Any],
+            enrich: Enricher | None = None,
+            after: Callable[[Session, list[str]], None] | None = None) -> ImportReport:
     report = ImportReport(kind=kind)
     good = validate_rows(read_rows(name, data), row_model, report)
     resolved = resolve(session, [row for _line, row in good])
     values = report_problems([line for line, _row in good], resolved, report)
-    return finish_import(session, report, table, "external_id", values, skip_invalid, name)
+    if enrich is not None and (skip_invalid or not report.rejected):
+        enrich(values)
+    report = finish_import(session, report, table, "external_id", values, skip_invalid, name)
+    if after is not None and report.committed:
+        after(session, [v["external_id"] for v in values])
+    return report
 
 
 def import_hubs(session: Session, name: str, data: bytes, *,
@@ -52,8 +61,10 @@ def import_creators(session: Session, name: str, data: bytes, *,
 
 def import_posts(session: Session, name: str, data: bytes, *,
                  skip_invalid: bool = False) -> ImportReport:
-    """Import posts; a re-import leaves a moderated post's status alone."""
-    return _import(session, "posts", name, data, skip_invalid, PostRow, post_values, Post)
+    """Import posts; a re-import leaves a moderated post's status alone. Missing content
+    types are classified, sentiment scored and the posts indexed for originality."""
+    return _import(session, "posts", name, data, skip_invalid, PostRow, post_values, Post,
+                   scoring.enrich_posts, scoring.index_by_keys)
 
 
 def import_comments(session: Session, name: str, data: bytes, *,
@@ -65,9 +76,10 @@ def import_comments(session: Session, name: str, data: bytes, *,
 
 def import_reviews(session: Session, name: str, data: bytes, *,
                    skip_invalid: bool = False) -> ImportReport:
-    """Import reviews; an order's review must be by its customer, once per product."""
+    """Import reviews; an order's review must be by its customer, once per product; their
+    sentiment is scored."""
     return _import(session, "reviews", name, data, skip_invalid, ReviewRow, review_values,
-                   Review)
+                   Review, scoring.enrich_reviews)
 
 
 IMPORTERS = {"hubs": import_hubs, "creators": import_creators, "posts": import_posts,

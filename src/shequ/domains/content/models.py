@@ -9,10 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -76,6 +80,8 @@ class Post(Base):
     brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16), default="published")
+    # Sentiment of title + body in [-1, 1] (``shequ.text.sentiment``), set on arrival.
+    sentiment: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Comment(Base):
@@ -111,3 +117,72 @@ class Review(Base):
     rating: Mapped[int] = mapped_column(SmallInteger)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Sentiment of the text (``shequ.text.sentiment``), None for a rating without words.
+    sentiment: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class PostSignature(Base):
+    """A post's MinHash signature of its title and body (docs/content-quality.md)."""
+
+    __tablename__ = "post_signatures"
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PostLshBand(Base):
+    """One LSH band bucket of a post: posts sharing a (band, bucket) are candidates."""
+
+    __tablename__ = "post_lsh_bands"
+    # WITHOUT ROWID on SQLite: one b-tree fewer to maintain (the demo writes 256k rows).
+    __table_args__ = (Index("ix_post_lsh_bands_band_bucket", "band", "bucket"),
+                      {"sqlite_with_rowid": False})
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger)
+
+
+class PostScore(Base):
+    """A post's originality (set on arrival) and its reach, conversion and quality
+    (set by ``scoring.refresh_scores``), with the explanation of the quality score."""
+
+    __tablename__ = "post_scores"
+    __table_args__ = (
+        CheckConstraint("originality BETWEEN 0 AND 1", name="originality_in_range"),
+        CheckConstraint("quality IS NULL OR quality BETWEEN 0 AND 100",
+                        name="quality_in_range"),
+    )
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    originality: Mapped[float] = mapped_column(Float, default=1.0)
+    sources: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+    unique_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    shares: Mapped[int] = mapped_column(Integer, default=0)
+    comments: Mapped[int] = mapped_column(Integer, default=0)
+    attributed_orders: Mapped[int] = mapped_column(Integer, default=0)
+    attributed_gmv_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    reach: Mapped[float | None] = mapped_column(Float, nullable=True)
+    conversion: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    explanation: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class NeedsReportRow(Base):
+    """A computed needs report, kept while its inputs are unchanged: ``fingerprint`` digests
+    the quarter's texts, the scope and the method, so a stored report is reused only for
+    exactly the data it was computed from."""
+
+    __tablename__ = "needs_reports"
+
+    quarter: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, object]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

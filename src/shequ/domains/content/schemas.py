@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shequ.analytics.dwell import DwellGroup
 
 Key = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 MAX_BODY = 20_000
@@ -96,6 +98,9 @@ class PostOut(PostIn):
     created_at: AwareDatetime
     status: PostStatus
     comment_count: int
+    sentiment: float | None = Field(default=None, description="-1 (negative) to 1 (positive)")
+    originality: float | None = Field(default=None, description="0 (a copy) to 1 (original)")
+    quality: float | None = Field(default=None, description="0-100, None until refreshed")
 
 
 class CommentIn(_Input):
@@ -171,3 +176,119 @@ class CreatorPage(BaseModel):
     total: int
     items: list[CreatorOut]
 
+
+
+# --- scoring (docs/content-quality.md) --------------------------------------------------
+
+
+class SentimentBand(StrEnum):
+    """Sentiment filter of the content library (thresholds in ``scoring``)."""
+
+    POSITIVE = "pos"
+    NEGATIVE = "neg"
+    NEUTRAL = "neutral"
+
+
+class PostSort(StrEnum):
+    NEW = "new"  # newest first
+    SCORE = "score"  # highest quality first, unscored last
+
+
+class NearestSource(BaseModel):
+    """An earlier post this one nearly duplicates, with the estimated Jaccard similarity."""
+
+    post: str
+    similarity: float
+
+
+class ScoreWeights(_Input):
+    """Weights of the quality components; they are divided by their sum."""
+
+    originality: Annotated[float, Field(ge=0, le=100)] = 0.3
+    reach: Annotated[float, Field(ge=0, le=100)] = 0.4
+    conversion: Annotated[float, Field(ge=0, le=100)] = 0.3
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> ScoreWeights:
+        if self.originality + self.reach + self.conversion <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+    def normalised(self) -> dict[str, float]:
+        """``component -> weight / sum of weights``."""
+        total = self.originality + self.reach + self.conversion
+        return {"originality": self.originality / total, "reach": self.reach / total,
+                "conversion": self.conversion / total}
+
+
+class ScoreRefreshIn(_Input):
+    """How to recompute every post's scores."""
+
+    weights: ScoreWeights = Field(default_factory=ScoreWeights)
+    attribution_days: Annotated[int, Field(ge=1, le=90)] = 7
+    live_days_cap: Annotated[int, Field(ge=1, le=365)] = 30
+
+
+class ScoreComponent(BaseModel):
+    """One component of the quality score: its raw inputs, its value in [0, 1], its share
+    of the weights and its contribution (100 * weight * normalised) to the score."""
+
+    inputs: dict[str, float | int | str | None]
+    normalised: float
+    weight: float
+    contribution: float
+
+
+class PostScoreOut(BaseModel):
+    """A post's explained score; ``quality`` and ``components`` are None until refreshed."""
+
+    post_external_id: str
+    content_type: ContentType | None
+    originality: float
+    sources: list[NearestSource]
+    views: int
+    unique_viewers: int
+    likes: int
+    shares: int
+    comments: int
+    attributed_orders: int
+    attributed_gmv_fen: int
+    reach: float | None
+    conversion: float | None
+    quality: float | None
+    components: dict[str, ScoreComponent] | None
+    refreshed_at: AwareDatetime | None
+
+
+class ScoreRefreshReport(BaseModel):
+    """What a refresh did."""
+
+    posts: int
+    with_views: int
+    attributed_orders: int
+    attributed_gmv_fen: int
+    near_duplicates: int
+    weights: dict[str, float]
+    attribution_days: int
+    refreshed_at: AwareDatetime
+    seconds: float
+
+
+class CreatorPostStats(BaseModel):
+    """One author's posts created in a period, with their scores' sums (creator fund)."""
+
+    customer_id: int
+    creator_external_id: str | None
+    posts: int
+    mean_quality: float | None
+    views: int
+    orders: int
+    gmv_fen: int
+
+
+class DwellByType(BaseModel):
+    """Dwell on post views per content type (``unclassified`` for posts without one)."""
+
+    since: AwareDatetime
+    until: AwareDatetime
+    groups: list[DwellGroup]

@@ -13,12 +13,15 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from shequ.core.clock import Clock
+from shequ.core.db import transaction
 from shequ.core.errors import Conflict, NotFound, ValidationFailed
 from shequ.core.permissions import Principal
+from shequ.core.web import Services
 from shequ.domains.content import references as refs
+from shequ.domains.content import scoring
 from shequ.domains.content.bulk import bulk_load
 from shequ.domains.content.importers import IMPORTERS
-from shequ.domains.content.models import Comment, Creator, Hub, Post, Review
+from shequ.domains.content.models import Comment, Creator, Hub, Post, PostScore, Review
 from shequ.domains.content.resolving import (
     comment_values,
     creator_values,
@@ -36,7 +39,9 @@ from shequ.domains.content.schemas import (
     CreatorLevel,
     CreatorOut,
     CreatorPage,
+    CreatorPostStats,
     CreatorRow,
+    DwellByType,
     HubIn,
     HubOut,
     PostDetail,
@@ -44,17 +49,25 @@ from shequ.domains.content.schemas import (
     PostOut,
     PostPage,
     PostRow,
+    PostScoreOut,
+    PostSort,
     PostStatus,
     ReviewIn,
     ReviewOut,
     ReviewPage,
     ReviewRow,
+    ScoreComponent,
+    ScoreRefreshIn,
+    ScoreRefreshReport,
+    SentimentBand,
 )
+from shequ.domains.events.service import event_store
 
 __all__ = [
     "IMPORTERS", "add_comment", "bulk_load", "counts_between", "create_creator",
-    "create_hub", "create_post", "create_review", "get_post", "list_creators", "list_hubs",
-    "list_posts", "list_reviews",
+    "create_hub", "create_post", "create_review", "creator_post_stats", "dwell_by_type",
+    "get_post", "get_post_score", "list_creators", "list_hubs", "list_posts", "list_reviews",
+    "refresh_scores",
 ]
 
 CUSTOMER = refs.CUSTOMERS.c
@@ -175,10 +188,12 @@ def list_creators(session: Session, principal: Principal, *, hub: str | None = N
 
 
 def _post_query() -> Select[Any]:
-    return (select(Post, CUSTOMER.external_id, Hub.external_id, PRODUCT.sku)
+    return (select(Post, CUSTOMER.external_id, Hub.external_id, PRODUCT.sku,
+                   PostScore.originality, PostScore.quality)
             .join(refs.CUSTOMERS, CUSTOMER.id == Post.customer_id)
             .outerjoin(Hub, Hub.id == Post.hub_id)
-            .outerjoin(refs.PRODUCTS, PRODUCT.id == Post.product_id))
+            .outerjoin(refs.PRODUCTS, PRODUCT.id == Post.product_id)
+            .outerjoin(PostScore, PostScore.post_id == Post.id))
 
 
 def _posts_out(session: Session, principal: Principal, rows: list[Any]) -> list[PostOut]:
@@ -192,8 +207,9 @@ def _posts_out(session: Session, principal: Principal, rows: list[Any]) -> list[
                     content_type=ContentType(post.content_type) if post.content_type else None,
                     title=post.title, body=post.body, sku=sku, brand_id=post.brand_id,
                     created_at=post.created_at, status=PostStatus(post.status),
-                    comment_count=counts.get(post.id, 0))
-            for post, author_key, hub_key, sku in rows]
+                    comment_count=counts.get(post.id, 0), sentiment=post.sentiment,
+                    originality=originality, quality=quality)
+            for post, author_key, hub_key, sku, originality, quality in rows]
 
 
 def _visible_post(session: Session, principal: Principal, external_id: str) -> PostOut:
@@ -211,18 +227,31 @@ def create_post(session: Session, clock: Clock, principal: Principal,
         {**data.model_dump(), "created_at": _stamp(clock, data.created_at, "created_at")})
     values = only_values(post_values(session, [row]))[0]
     _refuse_unseen_brand(principal, values["brand_id"])
-    session.add(Post(**values))
+    scoring.enrich_posts([values])
+    post = Post(**values)
+    session.add(post)
     session.flush()
+    scoring.index_posts(session, [scoring.Arrival(post.id, post.external_id, post.created_at,
+                                                  scoring.post_text(post.title, post.body))])
     return _visible_post(session, principal, data.external_id)
 
 
 def list_posts(session: Session, principal: Principal, *, hub: str | None = None,
                content_type: ContentType | None = None, product: str | None = None,
                status: PostStatus | None = None, author: str | None = None,
-               limit: int = 50, offset: int = 0) -> PostPage:
-    """Posts newest first, filtered by hub, content type, product SKU, status and author
-    (customer external id)."""
+               sentiment: SentimentBand | None = None, min_quality: float | None = None,
+               sort: PostSort = PostSort.NEW, limit: int = 50, offset: int = 0) -> PostPage:
+    """Posts newest first (or best quality first), filtered by hub, content type, product
+    SKU, status, author (customer external id), sentiment band and least quality score."""
     query = _post_query()
+    if sentiment is not None:
+        low, high = scoring.sentiment_band(sentiment)
+        if low is not None:
+            query = query.where(Post.sentiment >= low)
+        if high is not None:
+            query = query.where(Post.sentiment < high)
+    if min_quality is not None:
+        query = query.where(PostScore.quality >= min_quality)
     if principal.brand_ids is not None:
         query = query.where(Post.brand_id.in_(principal.brand_ids))
     if hub is not None:
@@ -235,7 +264,11 @@ def list_posts(session: Session, principal: Principal, *, hub: str | None = None
         query = query.where(Post.status == status.value)
     if author is not None:
         query = query.where(CUSTOMER.external_id == author)
-    total, rows = _page(session, query, [Post.created_at.desc(), Post.id.desc()], limit, offset)
+    order: list[Any] = [Post.created_at.desc(), Post.id.desc()]
+    if sort is PostSort.SCORE:
+        # NULLS LAST spelt portably: unscored posts after every scored one.
+        order = [PostScore.quality.is_(None), PostScore.quality.desc(), *order]
+    total, rows = _page(session, query, order, limit, offset)
     return PostPage(total=total, items=_posts_out(session, principal, rows))
 
 
@@ -304,6 +337,7 @@ def create_review(session: Session, clock: Clock, principal: Principal,
         {**data.model_dump(), "created_at": _stamp(clock, data.created_at, "created_at")})
     values = only_values(review_values(session, [row]))[0]
     _refuse_unseen_brand(principal, values["brand_id"])
+    scoring.enrich_reviews([values])
     session.add(Review(**values))
     session.flush()
     found = session.execute(_review_query().where(Review.external_id == data.external_id))
@@ -311,11 +345,18 @@ def create_review(session: Session, clock: Clock, principal: Principal,
 
 
 def list_reviews(session: Session, principal: Principal, *, sku: str | None = None,
-                 rating: int | None = None, customer: str | None = None, limit: int = 50,
+                 rating: int | None = None, customer: str | None = None,
+                 sentiment: SentimentBand | None = None, limit: int = 50,
                  offset: int = 0) -> ReviewPage:
-    """Reviews newest first, filtered by product SKU, star rating and reviewer (customer
-    external id)."""
+    """Reviews newest first, filtered by product SKU, star rating, reviewer (customer
+    external id) and sentiment band."""
     query = _review_query()
+    if sentiment is not None:
+        low, high = scoring.sentiment_band(sentiment)
+        if low is not None:
+            query = query.where(Review.sentiment >= low)
+        if high is not None:
+            query = query.where(Review.sentiment < high)
     if principal.brand_ids is not None:
         query = query.where(Review.brand_id.in_(principal.brand_ids))
     if sku is not None:
@@ -340,3 +381,73 @@ def counts_between(session: Session, since: datetime, until: datetime) -> dict[s
             select(func.count(model.id)).where(model.created_at >= since,
                                                model.created_at < until)) or 0
     return counts
+
+
+def creator_post_stats(session: Session, since: datetime,
+                       until: datetime) -> list[CreatorPostStats]:
+    """Per author of published posts created in ``[since, until)``: posts, mean quality of
+    the scored ones, and the views, attributed orders and attributed GMV of their scores
+    (as of the last refresh), by customer id."""
+    if since >= until:
+        raise ValidationFailed("empty_period", "since must lie before until", "since")
+    quality = func.avg(PostScore.quality)
+    rows = session.execute(
+        select(Post.customer_id, Creator.external_id, func.count(Post.id), quality,
+               func.coalesce(func.sum(PostScore.views), 0),
+               func.coalesce(func.sum(PostScore.attributed_orders), 0),
+               func.coalesce(func.sum(PostScore.attributed_gmv_fen), 0))
+        .outerjoin(PostScore, PostScore.post_id == Post.id)
+        .outerjoin(Creator, Creator.customer_id == Post.customer_id)
+        .where(Post.created_at >= since, Post.created_at < until,
+               Post.status == PostStatus.PUBLISHED.value)
+        .group_by(Post.customer_id, Creator.external_id)
+        .order_by(Post.customer_id)).all()
+    return [CreatorPostStats(customer_id=customer, creator_external_id=creator, posts=posts,
+                             mean_quality=None if mean is None else round(float(mean), 4),
+                             views=int(views), orders=int(orders), gmv_fen=int(gmv))
+            for customer, creator, posts, mean, views, orders, gmv in rows]
+
+
+# --- scoring (docs/content-quality.md) --------------------------------------------------
+
+
+def get_post_score(session: Session, principal: Principal, external_id: str) -> PostScoreOut:
+    """A post's explained score and nearest sources (a partner: its brands' posts only)."""
+    post = _visible_post(session, principal, external_id)
+    score = session.get(PostScore, post.id)
+    if score is None:
+        raise NotFound("score_not_found", f"post {external_id!r} has no score yet",
+                       "external_id")
+    explanation = score.explanation or {}
+    components = explanation.get("components")
+    return PostScoreOut(
+        post_external_id=external_id, content_type=post.content_type,
+        originality=score.originality, sources=score.sources or [], views=score.views,
+        unique_viewers=score.unique_viewers, likes=score.likes, shares=score.shares,
+        comments=score.comments, attributed_orders=score.attributed_orders,
+        attributed_gmv_fen=score.attributed_gmv_fen, reach=score.reach,
+        conversion=score.conversion, quality=score.quality,
+        components=None if not isinstance(components, dict) else
+        {name: ScoreComponent.model_validate(c) for name, c in components.items()},
+        refreshed_at=score.refreshed_at)
+
+
+def refresh_scores(services: Services, principal: Principal,
+                   config: ScoreRefreshIn | None = None,
+                   on_progress: Any = None) -> ScoreRefreshReport:
+    """Recompute every post's scores as of now (platform-wide: partners are refused);
+    ``on_progress(step, done, steps)`` follows the steps."""
+    principal.refuse_if_partner("partner_refused", "scores are refreshed platform-wide")
+    with transaction(services.sessions, clock=services.clock) as session:
+        return scoring.refresh_scores(session, event_store(services), services.clock.now(),
+                                      config, on_progress)
+
+
+def dwell_by_type(session: Session, services: Services, principal: Principal,
+                  since: datetime, until: datetime) -> DwellByType:
+    """Dwell on post views per content type in ``[since, until)`` (a partner: views of its
+    brands' posts)."""
+    if since >= until:
+        raise ValidationFailed("empty_period", "since must lie before until", "since")
+    return scoring.dwell_by_content_type(session, event_store(services), since, until,
+                                         principal.brand_ids)
