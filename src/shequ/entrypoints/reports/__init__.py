@@ -1,0 +1,1 @@
+"""Printable reports rendered from domain data (HTML with inline SVG charts, then PDF)."""
