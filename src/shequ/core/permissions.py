@@ -26,6 +26,8 @@ PERMISSIONS: frozenset[str] = frozenset(
         "audit:read",
         "catalog:read",
         "catalog:write",
+        "community:read",
+        "community:write",
         "content:read",
         "content:write",
         "customers:read",
@@ -52,12 +54,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.OPERATOR: PERMISSIONS - {"users:admin", "audit:read"},
     Role.ANALYST: _READS - {"audit:read"},
     Role.MODERATOR: frozenset({"content:read", "content:write", "customers:read",
-                               "catalog:read", "analytics:read"}),
+                               "catalog:read", "analytics:read", "community:read",
+                               "community:write"}),
     Role.CAMPAIGN_MANAGER: frozenset({"catalog:read", "customers:read", "orders:read",
                                       "content:read", "analytics:read", "events:read",
                                       "insight:read", "membership:read", "segments:read",
-                                      "segments:write"}),
-    Role.PARTNER: frozenset({"catalog:read", "orders:read", "content:read", "analytics:read"}),
+                                      "segments:write", "community:read"}),
+    Role.PARTNER: frozenset({"catalog:read", "orders:read", "content:read", "analytics:read",
+                             "community:read"}),
 }
 
 # Partners only ever see their own brands' data, whatever scopes their key lists.

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 DOMAINS = (
     "catalog", "customers", "orders", "content", "events", "alerts",
-    "insight", "lifecycle", "membership", "segments",
+    "insight", "lifecycle", "membership", "segments", "community",
 )
 CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
 
