@@ -106,3 +106,11 @@ def test_customer_refresh_job_runs_on_an_empty_shop(queue: Queue, services: Serv
     assert run.customers == 0
     assert queue.refresh_segments.call_local() == 0
     assert segments.refresh_due(services).refreshed == 0
+
+
+def test_content_job_is_scheduled_daily_and_runs_on_an_empty_shop(queue: Queue) -> None:
+    # Daily at 19:00 UTC (03:00 in Shanghai): post scores, then the KOC ladder.
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 19, 0))] == [
+        "refresh_content"]
+    assert queue.huey.read_periodic(datetime(2026, 11, 20, 19, 1)) == []
+    assert queue.refresh_content.call_local() == 0  # no posts yet

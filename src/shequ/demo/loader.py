@@ -13,6 +13,8 @@ from shequ.core.web import Services
 from shequ.demo.generator import Community, generate
 from shequ.domains.alerts import service as alerts
 from shequ.domains.catalog import service as catalog
+from shequ.domains.community import service as community
+from shequ.domains.content import needs
 from shequ.domains.content import service as content
 from shequ.domains.customers import service as customers
 from shequ.domains.events import service as events
@@ -91,6 +93,23 @@ def _customer_intelligence(services: Services, last: date, on_progress: Progress
         on_progress=lambda _label, done: on_progress("customers", round(done * 100), 100))
 
 
+def _content_ecosystem(services: Services, on_progress: Progress) -> None:
+    """Post scores (originality, reach, conversion), then the creator programmes derived from
+    them (hub memberships, academy credits, the KOC ladder and a closed fund round), then
+    the needs report of the last quarter with data."""
+    steps = 7  # the score refresh's five steps, the creator programmes, the needs report
+    content.refresh_scores(services, CLI_PRINCIPAL,
+                           on_progress=lambda _label, done, _total: on_progress("content", done,
+                                                                                steps))
+    with transaction(services.sessions, actor="cli", clock=services.clock) as session:
+        community.populate_from_content(session, services.clock)
+    on_progress("content", steps - 1, steps)
+    with transaction(services.sessions) as session:  # the needs report, stored for the console
+        needs.needs_report(session, CLI_PRINCIPAL, needs.default_quarter(session),
+                           now=services.clock.now())
+    on_progress("content", steps, steps)
+
+
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
               on_progress: Progress = _quiet) -> dict[str, Any]:
     """Generate the ``size`` community for ``seed`` ending on ``end``, load it, summarise."""
@@ -102,6 +121,7 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     events.sync_dimensions(services)
     _monitor(services, first, last, on_progress)
     _customer_intelligence(services, last, on_progress)
+    _content_ecosystem(services, on_progress)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),

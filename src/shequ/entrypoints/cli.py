@@ -13,11 +13,15 @@ from shequ.core.errors import ShequError
 from shequ.core.permissions import PERMISSIONS, Role
 from shequ.entrypoints.bootstrap import bootstrap, close
 from shequ.entrypoints.cli_common import Home, err, fail, out, settings_for
+from shequ.entrypoints.cli_community import community_app
+from shequ.entrypoints.cli_content import content_app
 from shequ.entrypoints.cli_data import register_data_commands
 from shequ.entrypoints.cli_insight import register_insight_commands
 from shequ.entrypoints.cli_lifecycle import register_lifecycle_commands
 from shequ.entrypoints.cli_membership import register_membership_commands
 from shequ.entrypoints.cli_monitor import register_monitor_commands
+from shequ.entrypoints.cli_nlp import nlp_app
+from shequ.entrypoints.cli_report import report_app
 from shequ.entrypoints.cli_segments import register_segment_commands
 
 app = typer.Typer(help="shequ 社区 — e-commerce community operations.", no_args_is_help=True,
@@ -114,6 +118,10 @@ register_insight_commands(app)
 register_lifecycle_commands(app)
 register_membership_commands(app)
 register_segment_commands(app)
+app.add_typer(content_app, name="content")
+app.add_typer(community_app, name="community")
+app.add_typer(report_app, name="report")
+app.add_typer(nlp_app, name="nlp")
 
 
 def main() -> None:

@@ -15,8 +15,13 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
+from shequ.core.db import transaction
+from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
 from shequ.domains.alerts import service as alerts
+from shequ.domains.community import service as community
+from shequ.domains.content import needs
+from shequ.domains.content import service as content
 from shequ.domains.events import service as events
 from shequ.domains.insight import service as insight
 from shequ.domains.lifecycle import service as lifecycle
@@ -37,6 +42,7 @@ class Queue:
     evaluate_alerts: Any
     refresh_customers: Any
     refresh_segments: Any
+    refresh_content: Any
 
 
 def make_huey(queue_url: str, name: str = "shequ") -> Huey:
@@ -109,9 +115,27 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
                  summary.unchanged)
         return int(summary.refreshed)
 
+    # Daily at 19:00 UTC (03:00 in Shanghai): every post's originality, reach, conversion
+    # and quality score, then the KOC ladder, which reads those scores, then the latest
+    # quarter's needs report (recomputed only when its texts changed).
+    @huey.periodic_task(crontab(hour="19", minute="0"), name="refresh_content")  # type: ignore[untyped-decorator]
+    def refresh_content() -> int:
+        report = content.refresh_scores(services, CLI_PRINCIPAL)
+        changes = 0
+        with transaction(services.sessions, actor="worker", clock=services.clock) as session:
+            if community.list_levels(session):  # no ladder installed: nothing to evaluate
+                changes = community.evaluate_ladder(session, services.clock).changes
+        with transaction(services.sessions) as session:
+            if report.posts:  # the latest quarter's needs report, stored for the console
+                needs.needs_report(session, CLI_PRINCIPAL, needs.default_quarter(session),
+                                   now=services.clock.now())
+        log.info("content refresh: %d posts scored, %d ladder changes", report.posts, changes)
+        return int(report.posts)
+
     return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
                  refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts,
-                 refresh_customers=refresh_customers, refresh_segments=refresh_segments)
+                 refresh_customers=refresh_customers, refresh_segments=refresh_segments,
+                 refresh_content=refresh_content)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:
