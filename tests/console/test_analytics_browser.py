@@ -3,20 +3,17 @@ every chart is drawn from the page's real figures, no script errors, nothing fro
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-import uvicorn
 from console_data import add_user
 from test_console_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    _free_port,
     _screenshot_dir,
+    serving,
     watched_page,
 )
 
@@ -24,7 +21,6 @@ from conftest import T0, _wire
 from shequ.core.clock import FixedClock
 from shequ.core.web import Services
 from shequ.demo.loader import load_demo
-from shequ.entrypoints.app import create_app
 from shequ.entrypoints.bootstrap import close
 
 pytestmark = [
@@ -43,18 +39,8 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                             None)
     load_demo(wired, size="small", seed=7, end=date(2026, 11, 20))
     add_user(wired, "admin", "admin")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(services=wired), host="127.0.0.1",
-                                           port=port, log_level="warning", ws="none"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serving(wired) as url:
+        yield url
     close(wired)
 
 

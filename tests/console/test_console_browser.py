@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,10 @@ def shop(services: Services) -> Shop:
     return seeded
 
 
-@pytest.fixture
-def live_url(services: Services, shop: Shop) -> Iterator[str]:
-    """A uvicorn server on a free port, sharing the test's wiring (and its event store)."""
+@contextmanager
+def serving(services: Services) -> Iterator[str]:
+    """A uvicorn server on a free port over ``services`` (sharing the test's wiring and its
+    event store); yields its base URL and stops it on exit."""
     port = _free_port()
     config = uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port,
                             log_level="warning", ws="none", lifespan="on")
@@ -57,9 +59,18 @@ def live_url(services: Services, shop: Shop) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def live_url(services: Services, shop: Shop) -> Iterator[str]:
+    """A live server over the test's shop."""
+    with serving(services) as url:
+        yield url
 
 
 def watched_page(browser: Any, base_url: str) -> tuple[Any, list[str]]:

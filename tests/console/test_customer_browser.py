@@ -4,20 +4,17 @@ from the page's figures, with no script error and nothing fetched from outside."
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-import uvicorn
 from console_data import add_user
 from test_console_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    _free_port,
     _screenshot_dir,
+    serving,
     watched_page,
 )
 from test_customer_pages import prepare_insight
@@ -30,7 +27,6 @@ from shequ.demo.loader import load_demo
 from shequ.domains.customers import service as customers
 from shequ.domains.insight import service as insight
 from shequ.domains.insight import view
-from shequ.entrypoints.app import create_app
 from shequ.entrypoints.bootstrap import close
 
 pytestmark = [
@@ -55,18 +51,8 @@ def wired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 @pytest.fixture(scope="module")
 def live_url(wired: Services) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(services=wired), host="127.0.0.1",
-                                           port=port, log_level="warning", ws="none"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serving(wired) as url:
+        yield url
 
 
 def _repeat_buyer(wired: Services) -> str:

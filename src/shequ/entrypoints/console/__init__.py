@@ -12,11 +12,14 @@ from fastapi.staticfiles import StaticFiles
 from shequ.core.web import Services
 from shequ.entrypoints.console import (
     behaviour,
+    community_pages,
+    content_pages,
     customers,
     keys,
     login,
     monitoring,
     pages,
+    report_pages,
     segment_pages,
     tier_pages,
 )
@@ -31,6 +34,7 @@ def mount(app: FastAPI) -> None:
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="console-static")
     for router in (login.root_router, login.router, pages.router, behaviour.router,
                    monitoring.router, customers.router, segment_pages.router,
-                   tier_pages.router, keys.router):
+                   tier_pages.router, content_pages.router, community_pages.router,
+                   report_pages.router, keys.router):
         app.include_router(router)
     install_console_errors(app)
