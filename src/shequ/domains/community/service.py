@@ -9,6 +9,7 @@ them (the only module other packages call) and adds the dashboard, retention and
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -79,7 +80,7 @@ from shequ.domains.content.schemas import CreatorPostStats
 
 __all__ = [
     "DEFAULT_LEVELS", "DEFAULT_TASKS", "close_round", "complete_task", "core_retention",
-    "create_round", "dashboard", "evaluate_ladder", "hub_feed", "hub_metrics",
+    "create_round", "dashboard", "dashboards", "evaluate_ladder", "hub_feed", "hub_metrics",
     "install_defaults", "join_hub", "list_changes", "list_hub_summaries", "list_levels",
     "list_members", "list_rounds", "list_tasks", "populate_from_content", "progress",
     "put_level", "put_task", "role_history", "set_role", "show_round", "split_budget",
@@ -116,23 +117,34 @@ def dashboard(session: Session, clock: Clock, creator_external_id: str, *, days:
     """A creator's posts, mean quality, views, attributed orders and conversion over the
     last ``days`` beside the average posting creator's, their level, the failed criteria
     of the next level and their academy progress."""
+    return dashboards(session, clock, [creator_external_id], days=days, principal=principal)[0]
+
+
+def dashboards(session: Session, clock: Clock, creator_external_ids: Sequence[str], *,
+               days: int = 30, principal: Principal = CLI_PRINCIPAL) -> list[DashboardOut]:
+    """``dashboard`` of several creators, in order, over one read of the posting figures
+    (the creators list shows a page of them)."""
     refuse_partners(principal)
     if not 1 <= days <= 365:
         raise ValidationFailed("days_out_of_range", "days must be between 1 and 365", "days")
-    creator = creator_by_key(session, creator_external_id)
     until = clock.now()
     since = until - timedelta(days=days)
     stats = post_stats(session, since, until)
     posting = [row for row in stats.values() if row.creator_external_id is not None]
-    own = stats.get(creator.customer_id)
-    held = standing(session, clock, creator_external_id)
-    return DashboardOut(
-        creator_external_id=creator.external_id, display_name=creator.display_name,
-        since=since, until=until, level=held.level, level_name=held.level_name,
-        score=score(own), creator=_figures([own] if own else [], 1),
-        platform_average=_figures(posting, len(posting)), next_level=held.next_level,
-        missing_for_next=held.missing_for_next,
-        academy=progress_of(session, creator.customer_id, creator.external_id))
+    platform = _figures(posting, len(posting))
+    boards = []
+    for key in creator_external_ids:
+        creator = creator_by_key(session, key)
+        own = stats.get(creator.customer_id)
+        held = standing(session, clock, key)
+        boards.append(DashboardOut(
+            creator_external_id=creator.external_id, display_name=creator.display_name,
+            since=since, until=until, level=held.level, level_name=held.level_name,
+            score=score(own), creator=_figures([own] if own else [], 1),
+            platform_average=platform, next_level=held.next_level,
+            missing_for_next=held.missing_for_next,
+            academy=progress_of(session, creator.customer_id, creator.external_id)))
+    return boards
 
 
 # --- retention ---------------------------------------------------------------------------

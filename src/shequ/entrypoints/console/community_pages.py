@@ -96,9 +96,9 @@ class CreatorLine:
 def creator_lines(session: Session, clock: Clock, principal: Principal,
                   creators: list[CreatorOut], days: int) -> list[CreatorLine]:
     """The dashboard of each listed creator over the last ``days`` days."""
-    return [CreatorLine(creator, community.dashboard(session, clock, creator.external_id,
-                                                      days=days, principal=principal))
-            for creator in creators]
+    boards = community.dashboards(session, clock, [c.external_id for c in creators], days=days,
+                                  principal=principal)
+    return [CreatorLine(creator, board) for creator, board in zip(creators, boards, strict=True)]
 
 
 def retention_rows(months: list[str], cohorts: list[Any]) -> list[list[Any]]:
