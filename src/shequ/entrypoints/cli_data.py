@@ -20,6 +20,7 @@ from shequ.core.web import Services
 from shequ.entrypoints.bootstrap import bootstrap, close
 from shequ.entrypoints.cli_common import Home, err, fail, out, progress, settings_for
 from shequ.entrypoints.registry import importers
+from shequ.text.warmup import warm_up
 
 DEMO_USER = "admin"
 
@@ -28,6 +29,7 @@ def _serve(settings: Settings, wired: Services, host: str, port: int, access_log
     from shequ.entrypoints.app import create_app
     from shequ.entrypoints.worker import build_queue, start_embedded_consumer
 
+    warm_up()  # jieba and the text models load before the first request, not during it
     consumer = None
     if settings.resolved_queue_url.startswith("sqlite"):
         consumer = start_embedded_consumer(build_queue(wired))
@@ -196,6 +198,7 @@ def worker(home: Home = None) -> None:
     settings = settings_for(home)
     wired = bootstrap(settings)
     queue = build_queue(wired)
+    warm_up()
     err.print(f"shequ worker on {settings.resolved_queue_url}")
     try:
         queue.huey.create_consumer(workers=2, worker_type="thread", periodic=True).run()
