@@ -61,6 +61,7 @@ STOP_WORDS: frozenset[str] = frozenset(_word_list(
     "上 下 里 中 后 前 时 时候 之后 之前 以后 以前 "
     "个 们 地 得 之 其 此 该 等 等等 "
     "去 来 说 看 做 用 想 知道 觉得 感觉 "
+    "先说 总之 不同 东西 还有 一起 起来 出来 开始 之类 各种 直接 完全 确实 简直 "
     "吧 呗 嘞 么 "
     "the a an and or of to in on for is are was it this that with be"
 ))
