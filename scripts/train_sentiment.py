@@ -17,13 +17,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import model_search
 import numpy as np
 
 from shequ.text.normalise import normalise
@@ -124,14 +124,8 @@ def main() -> None:
     search: list[dict[str, object]] = []
     chosen_figures: dict[str, float] | None = None
     if args.search:
-        best = -1.0
-        for candidate in GRID:
-            started = time.perf_counter()
-            figures = cross_validate(texts, targets, candidate)
-            search.append({"config": asdict(candidate), **figures})
-            print(json.dumps(search[-1]), f"{time.perf_counter() - started:.0f}s", flush=True)
-            if figures["criterion"] > best:
-                best, config, chosen_figures = figures["criterion"], candidate, figures
+        config, chosen_figures, search = model_search.search(
+            GRID, lambda candidate: cross_validate(texts, targets, candidate), "criterion")
     figures = chosen_figures or cross_validate(texts, targets, config)
     print("chosen", json.dumps(asdict(config)), json.dumps(figures), flush=True)
     model = fit(texts, targets, config)

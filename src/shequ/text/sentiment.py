@@ -37,6 +37,7 @@ from shequ.text.normalise import normalise
 __all__ = [
     "DEFAULT_MODEL_PATH",
     "FeatureConfig",
+    "LazyModel",
     "SentimentModel",
     "TrainingReport",
     "default_model",
@@ -429,10 +430,11 @@ def train(texts: Sequence[str], labels: Sequence[object], *, held_out: float = 0
     return model, report
 
 
-class _Default:
-    """The shipped model, loaded once on first use."""
+class LazyModel:
+    """A shipped model file, loaded once on first use (thread-safe); scoring only reads it."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._lock = threading.Lock()
         self._model: SentimentModel | None = None
 
@@ -441,12 +443,12 @@ class _Default:
         if model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = SentimentModel.load(DEFAULT_MODEL_PATH)
+                    self._model = SentimentModel.load(self.path)
                 model = self._model
         return model
 
 
-_DEFAULT = _Default()
+_DEFAULT = LazyModel(DEFAULT_MODEL_PATH)
 
 
 def default_model() -> SentimentModel:
