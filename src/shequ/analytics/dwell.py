@@ -22,6 +22,8 @@ from shequ.analytics.runner import SCOPED_RULES, QueryRunner, Rule, ScopedQuery,
 from shequ.analytics.sessions import INACTIVITY
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from shequ.analytics.store import EventStore
 
 DwellBy = Literal["page", "content_type"]
@@ -100,47 +102,60 @@ class DwellRunner(QueryRunner[DwellQuery, DwellResult]):
         """
         query = self.query
         start, end = query.bounds()
-        events = store.table("events")
-        events = events.filter(events.ts >= start, events.ts < end + INACTIVITY)
-        events = events.select("event_id", "name", "ts", "customer_id", "anonymous_id",
-                               "page", "dwell_ms")  # fmt: skip
-        timeline = with_person_id(store, events)
-        timeline = timeline.select("event_id", "name", "ts", "person_id", "page", "dwell_ms")
-        timeline = timeline.mutate(following=timeline.ts.lead().over(
-            group_by=timeline.person_id, order_by=[timeline.ts, timeline.event_id]
-        ))  # fmt: skip
-        gap = ibis.interval(seconds=int(INACTIVITY.total_seconds()))
-        within = timeline.following <= timeline.ts + gap
-        to_next = timeline.following.delta(timeline.ts, unit="microsecond")
-        timeline = timeline.mutate(next_us=ibis.ifelse(within, to_next, ibis.null()))
-        views = timeline.filter(timeline.name.isin(VIEWS), timeline.ts < end)
+        views = view_dwell(store, start, end, VIEWS, "page")
         if query.channels is not None or query.devices is not None or query.segment is not None:
             scoped = scoped_events(store, query)
             views = views.filter(views.event_id.isin(scoped.event_id))
-        views = views.mutate(
-            group=_group(views, query),
-            dwell_us=ibis.coalesce(views.dwell_ms * 1000, views.next_us),
-        )
-        dwell = views.dwell_us
-        known = dwell.notnull()
-        edges = [int(edge * MICROS) for edge in BIN_EDGES[1:]]
-        bins = {
-            f"bin_{k}": views.count(where=known & _in_bin(dwell, edges, k))
-            for k in range(len(BIN_EDGES))
-        }
-        groups = views.group_by("group").aggregate(
-            views=views.count(),
-            with_dwell=dwell.count(),
-            mean_us=dwell.cast("float64").mean(),
-            **{f"{name}_us": dwell.quantile(p) for name, p in QUANTILES.items()},
-            **bins,
-        )
-        return groups.order_by([groups.views.desc(), groups.group]).limit(query.limit)
+        return dwell_summary(views.mutate(group=_group(views, query))).limit(query.limit)
 
     def run(self, store: EventStore) -> DwellResult:
         """Execute the plan; seconds and bins are shaped here."""
         rows = self.execute(store).to_pylist()
         return DwellResult(by=self.query.by, groups=[summary(row) for row in rows])
+
+
+def view_dwell(store: EventStore, start: datetime, end: datetime, names: tuple[str, ...],
+               column: str) -> ibis.Table:
+    """The views named ``names`` in ``[start, end)`` with ``event_id, name, ts, person_id``,
+    ``column`` (e.g. ``page`` or ``properties``) and ``dwell_us``: ``dwell_ms * 1000`` µs,
+    else the exact microseconds to the person's next event (``lead`` over
+    ``(ts, event_id)``) when it is at most 30 minutes later."""
+    events = store.table("events")
+    events = events.filter(events.ts >= start, events.ts < end + INACTIVITY)
+    events = events.select("event_id", "name", "ts", "customer_id", "anonymous_id", column,
+                           "dwell_ms")  # fmt: skip
+    timeline = with_person_id(store, events)
+    timeline = timeline.select("event_id", "name", "ts", "person_id", column, "dwell_ms")
+    timeline = timeline.mutate(following=timeline.ts.lead().over(
+        group_by=timeline.person_id, order_by=[timeline.ts, timeline.event_id]
+    ))  # fmt: skip
+    gap = ibis.interval(seconds=int(INACTIVITY.total_seconds()))
+    within = timeline.following <= timeline.ts + gap
+    to_next = timeline.following.delta(timeline.ts, unit="microsecond")
+    timeline = timeline.mutate(next_us=ibis.ifelse(within, to_next, ibis.null()))
+    views = timeline.filter(timeline.name.isin(names), timeline.ts < end)
+    return views.mutate(dwell_us=ibis.coalesce(views.dwell_ms * 1000, views.next_us))
+
+
+def dwell_summary(views: ibis.Table) -> ibis.Table:
+    """A row per ``group`` of ``views`` (from :func:`view_dwell` plus a ``group`` column),
+    the most viewed first (ties by group): ``group, views, with_dwell, mean_us, median_us,
+    p75_us, p90_us, bin_0 … bin_7``; :func:`summary` shapes one row."""
+    dwell = views.dwell_us
+    known = dwell.notnull()
+    edges = [int(edge * MICROS) for edge in BIN_EDGES[1:]]
+    bins = {
+        f"bin_{k}": views.count(where=known & _in_bin(dwell, edges, k))
+        for k in range(len(BIN_EDGES))
+    }
+    groups = views.group_by("group").aggregate(
+        views=views.count(),
+        with_dwell=dwell.count(),
+        mean_us=dwell.cast("float64").mean(),
+        **{f"{name}_us": dwell.quantile(p) for name, p in QUANTILES.items()},
+        **bins,
+    )
+    return groups.order_by([groups.views.desc(), groups.group])
 
 
 def _group(views: ibis.Table, query: DwellQuery) -> ir.StringValue:

@@ -25,6 +25,9 @@ import pyarrow.parquet as pq
 MAX_BATCH = 5_000
 PROPERTIES_MAX_BYTES = 8_192
 MAX_DWELL_MS = 86_400_000
+# The post a post_view / like / share / comment event is about, from its JSON properties
+# (an ibis ``re_extract`` pattern, group 1).
+POST_ID_PATTERN = r'"post_id"\s*:\s*"((?:[^"\\]|\\.)*)"'
 
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 _Id64 = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -498,13 +499,11 @@ def needs_report(session: Session, principal: Principal, quarter: str, *,
               "computed_at": now or datetime.now(UTC)}
     # Core statements, not the ORM: a stored report is a cache, not an audited change.
     key = (NeedsReportRow.quarter == which.label) & (NeedsReportRow.scope == scope)
-    try:
-        with session.begin_nested():
-            session.execute(delete(NeedsReportRow).where(key))
-            session.execute(insert(NeedsReportRow).values(quarter=which.label, scope=scope,
-                                                          **values))
-    except IntegrityError:  # a concurrent request stored the same quarter first
-        pass
+    # A concurrent request that stored the same quarter first wins; this one still answers.
+    with suppress(IntegrityError), session.begin_nested():
+        session.execute(delete(NeedsReportRow).where(key))
+        session.execute(insert(NeedsReportRow).values(quarter=which.label, scope=scope,
+                                                      **values))
     return report
 
 

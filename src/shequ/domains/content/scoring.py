@@ -41,9 +41,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from shequ.analytics.dwell import BIN_EDGES, MICROS, QUANTILES, summary
+from shequ.analytics.dwell import dwell_summary, summary, view_dwell
+from shequ.analytics.events import POST_ID_PATTERN
 from shequ.analytics.persons import ANONYMOUS_PREFIX, with_person_id
-from shequ.analytics.sessions import INACTIVITY
 from shequ.analytics.store import EventStore
 from shequ.core.days import instants
 from shequ.core.db import exclusive
@@ -73,7 +73,6 @@ PRIOR_VIEWS = 10  # engagement per view is shrunk as if every post had 10 more v
 PRIOR_VIEWERS = 20  # conversion per viewer as if every post had 20 more viewers
 UNCLASSIFIED = "unclassified"
 POST_EVENTS = ("post_view", "like", "share", "comment")
-POST_ID_PATTERN = r'"post_id"\s*:\s*"((?:[^"\\]|\\.)*)"'
 LOCK = "content_scores"
 
 _SCORES = cast(Table, PostScore.__table__)
@@ -663,35 +662,11 @@ def dwell_by_content_type(session: Session, store: EventStore, since: datetime,
     kinds["kind"] = kinds["kind"].fillna(UNCLASSIFIED)
     if kinds.empty:
         return DwellByType(since=since, until=until, groups=[])
-    events = store.table("events")
-    events = events.filter(events.ts >= since, events.ts < until + INACTIVITY)
-    events = events.select("event_id", "name", "ts", "customer_id", "anonymous_id",
-                           "properties", "dwell_ms")
-    timeline = with_person_id(store, events)
-    timeline = timeline.mutate(following=timeline.ts.lead().over(
-        group_by=timeline.person_id, order_by=[timeline.ts, timeline.event_id]))
-    gap = ibis.interval(seconds=int(INACTIVITY.total_seconds()))
-    to_next = timeline.following.delta(timeline.ts, unit="microsecond")
-    timeline = timeline.mutate(next_us=ibis.ifelse(timeline.following <= timeline.ts + gap,
-                                                   to_next, ibis.null()))
-    views = timeline.filter(timeline.name == "post_view", timeline.ts < until)
-    views = views.mutate(post=views.properties.re_extract(POST_ID_PATTERN, 1),
-                         dwell_us=ibis.coalesce(views.dwell_ms * 1000, views.next_us))
+    views = view_dwell(store, since, until, ("post_view",), "properties")
+    views = views.mutate(post=views.properties.re_extract(POST_ID_PATTERN, 1))
     lookup = ibis.memtable(kinds)
     views = views.join(lookup, views.post == lookup.post)
-    dwell = views.dwell_us
-    known = dwell.notnull()
-    edges = [int(edge * MICROS) for edge in BIN_EDGES[1:]]
-    bins = {}
-    for k in range(len(BIN_EDGES)):
-        lower = dwell >= edges[k - 1] if k > 0 else dwell < edges[0]
-        upper = dwell < edges[k] if 0 < k < len(edges) else None
-        inside = lower if upper is None else lower & upper
-        bins[f"bin_{k}"] = views.count(where=known & inside)
-    groups = views.group_by(group=views.kind).aggregate(
-        views=views.count(), with_dwell=dwell.count(),
-        mean_us=dwell.cast("float64").mean(),
-        **{f"{name}_us": dwell.quantile(p) for name, p in QUANTILES.items()}, **bins)
-    rows = store.to_arrow(groups.order_by([groups.views.desc(), groups.group])).to_pylist()
+    groups = dwell_summary(views.mutate(group=views.kind))
+    rows = store.to_arrow(groups).to_pylist()
     return DwellByType(since=since, until=until, groups=[summary(r) for r in rows])
 

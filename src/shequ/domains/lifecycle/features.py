@@ -23,6 +23,7 @@ import pyarrow as pa
 from sqlalchemy import and_, case, column, func, literal, or_, select, table
 from sqlalchemy.orm import Session
 
+from shequ.analytics.events import POST_ID_PATTERN
 from shequ.analytics.persons import ANONYMOUS_PREFIX, with_person_id
 from shequ.analytics.rollup import local_day_bounds, local_time
 from shequ.analytics.store import EventStore
@@ -34,8 +35,6 @@ from shequ.stats.lifecycle import (
     StageFeatures,
     trailing_counts,
 )
-
-POST_ID_PATTERN = r'"post_id"\s*:\s*"((?:[^"\\]|\\.)*)"'
 
 # Times are read untyped and parsed by pandas in one vectorised pass: SQLite hands back
 # ISO text in UTC, PostgreSQL aware datetimes, and a per-row type conversion of a million
