@@ -151,7 +151,8 @@ def test_analyst_sees_no_admin_pages(client: TestClient, services: Services) -> 
         "/console/heatmap", "/console/dwell", "/console/retention", "/console/customers",
         "/console/value-matrix", "/console/segments", "/console/lifecycle",
         "/console/membership", "/console/content", "/console/creators", "/console/hubs",
-        "/console/reports/needs", "/console/products"]
+        "/console/reports/needs", "/console/moderation", "/console/moderation/lexicon",
+        "/console/moderation/incidents", "/console/products"]
     assert "数据分析师" in page.text
     denied = client.get("/console/api-keys")
     assert denied.status_code == 403
@@ -169,8 +170,9 @@ def test_every_nav_link_of_an_admin_opens(client: TestClient, services: Services
                      "/console/retention", "/console/customers", "/console/value-matrix",
                      "/console/segments", "/console/lifecycle", "/console/membership",
                      "/console/content", "/console/creators", "/console/hubs",
-                     "/console/reports/needs", "/console/products", "/console/audit",
-                     "/console/api-keys"]
+                     "/console/reports/needs", "/console/moderation",
+                     "/console/moderation/lexicon", "/console/moderation/incidents",
+                     "/console/products", "/console/audit", "/console/api-keys"]
     assert {link: client.get(link).status_code for link in links} == dict.fromkeys(links, 200)
 
 

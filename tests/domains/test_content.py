@@ -179,7 +179,7 @@ def test_review_of_an_order(client: TestClient, admin_headers: Headers) -> None:
     assert made.status_code == 201
     assert made.json() == review_body("r1") | {
         "id": 1, "order_external_id": "o1", "brand_id": brands["b1"],
-        "created_at": "2026-11-20T08:00:00Z"}
+        "created_at": "2026-11-20T08:00:00Z", "status": "published"}
     twice = client.post("/api/v1/reviews", json=review_body("r2", order_external_id="o1"),
                         headers=admin_headers)
     assert twice.status_code == 409

@@ -114,3 +114,9 @@ def test_content_job_is_scheduled_daily_and_runs_on_an_empty_shop(queue: Queue) 
         "refresh_content"]
     assert queue.huey.read_periodic(datetime(2026, 11, 20, 19, 1)) == []
     assert queue.refresh_content.call_local() == 0  # no posts yet
+
+
+def test_crisis_detection_runs_hourly_on_an_empty_shop(queue: Queue) -> None:
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 7, 35))] == [
+        "detect_crises"]
+    assert queue.detect_crises.call_local() == 0  # no reviews or posts: nothing opens

@@ -6,9 +6,12 @@ import csv
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import EVAL_DATA
 from shequ.core.errors import ValidationFailed
+from shequ.text import contacts
 from shequ.text.contacts import KINDS, Contact, find_contacts
 
 SHOP_REVIEWS = EVAL_DATA / "sentiment" / "online_shopping_10_cats" / "online_shopping_10_cats.csv"
@@ -64,7 +67,8 @@ def test_landlines_and_service_numbers(text: str, value: str, written: str) -> N
 # ---- WeChat and QQ ----
 
 @pytest.mark.parametrize("cue", ["微信", "薇信", "威信", "VX", "vx", "V信", "wx", "加V", "卫星",
-                                 "🛰️", "v x", "wechat", "衛星", "Ｖｘ", "➕V", "+v"])
+                                 "🛰️", "v x", "wechat", "衛星", "Ｖｘ", "➕V", "+v", "加微",
+                                 "➕微", "+薇"])
 def test_wechat_cues(cue: str) -> None:
     text = f"好评！{cue}：Abc_123-x 拿货"
     assert _one(text) == ("wechat", "abc_123-x", "Abc_123-x")
@@ -75,6 +79,7 @@ def test_wechat_cues(cue: str) -> None:
     "微信:12345",              # ids start with a letter
     "微信 abc",                # too short
     "wxyz abcdefg",            # wx inside a word is no cue
+    "微微一笑 abcdefg",         # 微 alone is no cue
 ])
 def test_wechat_needs_a_cue_and_a_real_id(text: str) -> None:
     assert [c for c in find_contacts(text) if c.kind == "wechat"] == []
@@ -196,3 +201,13 @@ def test_flag_rate_on_real_positive_reviews() -> None:
     flagged = sum(1 for review in reviews if find_contacts(review))
     # measured 11 / 5000 = 0.22 %, and every one of them a real contact left in a review
     assert flagged / len(reviews) <= 0.005
+
+
+# ---- the folded text ----
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.one_of(
+    st.characters(codec="utf-8"),
+    st.sampled_from(list("ＡＢｃ１２３，。！微信QQ①㈠ﬁİ𝐀𝟏ǅ\u0301\u200b🛰️")))))
+def test_the_fast_fold_is_the_character_by_character_fold(text: str) -> None:
+    assert contacts._fold(text) == contacts.fold_each(text)

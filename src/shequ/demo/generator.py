@@ -32,6 +32,7 @@ from shequ.demo.sessions import Plan, device_first_use, make_plan
 from shequ.demo.sizes import SIZES, Size
 from shequ.demo.slots import filler_probabilities
 from shequ.demo.timing import TimeSampler, Window, to_datetime
+from shequ.demo.violations import plant_violations
 
 Row = dict[str, Any]
 __all__ = ["EVENT_SCHEMA", "SIZES", "Community", "Size", "generate"]
@@ -115,6 +116,8 @@ def generate(size: str = "default", seed: int = 7, *, start: date | None = None,
                        spec, sampler)
     comments = make_comments(rng(7), rnd("comments"), people, catalog, posts, spec,
                              window.end_us)
+    violations = plant_violations(rng(9), rnd("violations"), comments,
+                                  [str(p["name"]) for p in catalog.products])
     plan = make_plan(rng(8), people, orders, catalog.product_top, sampler, spec.events)
     context = make_context(seed, catalog, people, orders, posts,
                            filler_probabilities(plan, orders))
@@ -125,6 +128,7 @@ def generate(size: str = "default", seed: int = 7, *, start: date | None = None,
         devices=device_rows(people, device_first_use(plan, people.device_owner.size)),
         orders=orders.rows, order_lines=orders.lines, reviews=reviews, creators=creators,
         posts=posts.rows, comments=comments,
-        planted=describe(window, catalog, people, orders, reviews, posts, burst),
+        planted=describe(window, catalog, people, orders, reviews, posts, burst)
+        | {"violations": violations},
         event_count=spec.events, _context=context, _plan=plan,
     )

@@ -10,6 +10,7 @@ from shequ.analytics.segments import PRESETS
 from shequ.core.db import transaction
 from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
+from shequ.demo import moderators
 from shequ.demo.generator import Community, generate
 from shequ.domains.alerts import service as alerts
 from shequ.domains.catalog import service as catalog
@@ -110,10 +111,28 @@ def _content_ecosystem(services: Services, on_progress: Progress) -> None:
     on_progress("content", steps, steps)
 
 
+def _moderation(services: Services, community: Community, on_progress: Progress
+                ) -> dict[str, Any]:
+    """The moderators work the queue the load filled (docs/moderation.md)."""
+    on_progress("moderation", 0, 2)
+    figures = moderators.work_the_queue(services, community.planted["violations"],
+                                        community.end, community.seed)
+    on_progress("moderation", 1, 2)
+    opened = moderators.detect_crises(services, community.start, community.end)
+    on_progress("moderation", 2, 2)
+    return {"incidents_opened": opened,
+            "submitted": figures.submitted, "auto_share": figures.auto_share,
+            "p50_minutes": figures.p50_minutes, "p95_minutes": figures.p95_minutes,
+            "human_p50_minutes": figures.human_p50_minutes,
+            "human_p95_minutes": figures.human_p95_minutes,
+            "overturn_rate": figures.overturn_rate, "waiting": figures.waiting}
+
+
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
               on_progress: Progress = _quiet) -> dict[str, Any]:
     """Generate the ``size`` community for ``seed`` ending on ``end``, load it, summarise."""
     community = generate(size=size, seed=seed, end=end)
+    moderators.install_shop_terms(services)
     _load_entities(services, community, on_progress)
     event_rows = _load_events(services, community, on_progress)
     first, last = community.start.date(), community.end.date()
@@ -122,6 +141,7 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     _monitor(services, first, last, on_progress)
     _customer_intelligence(services, last, on_progress)
     _content_ecosystem(services, on_progress)
+    moderation = _moderation(services, community, on_progress)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),
@@ -131,4 +151,4 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
         "hubs": len(community.hubs), "events": event_rows,
     }
     return {"size": size, "seed": seed, "window": [first.isoformat(), last.isoformat()],
-            "counts": counts, "planted": community.planted}
+            "counts": counts, "planted": community.planted, "moderation": moderation}

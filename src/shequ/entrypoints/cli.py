@@ -19,6 +19,7 @@ from shequ.entrypoints.cli_data import register_data_commands
 from shequ.entrypoints.cli_insight import register_insight_commands
 from shequ.entrypoints.cli_lifecycle import register_lifecycle_commands
 from shequ.entrypoints.cli_membership import register_membership_commands
+from shequ.entrypoints.cli_moderation import moderate, moderation_app
 from shequ.entrypoints.cli_monitor import register_monitor_commands
 from shequ.entrypoints.cli_nlp import nlp_app
 from shequ.entrypoints.cli_report import report_app
@@ -122,6 +123,8 @@ app.add_typer(content_app, name="content")
 app.add_typer(community_app, name="community")
 app.add_typer(report_app, name="report")
 app.add_typer(nlp_app, name="nlp")
+app.add_typer(moderation_app, name="moderation")
+app.command("moderate")(moderate)
 
 
 def main() -> None:

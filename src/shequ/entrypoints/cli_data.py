@@ -126,6 +126,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for name, count in summary["counts"].items():
         table.add_row(name, f"{count:,}")
     err.print(table)
+    moderation = summary.get("moderation")
+    if moderation and moderation.get("auto_share") is not None:
+        def minutes(key: str) -> str:
+            value = moderation.get(key)
+            return "–" if value is None else f"{value:,.1f} min"
+        err.print(f"moderation: {moderation['submitted']:,} texts checked, "
+                  f"{moderation['auto_share']:.1%} decided automatically; time to the final "
+                  f"decision p50 {minutes('p50_minutes')}, p95 {minutes('p95_minutes')}; "
+                  f"decided by a moderator p50 {minutes('human_p50_minutes')}, "
+                  f"p95 {minutes('human_p95_minutes')}")
 
 
 def _import_events(wired: Services, path: Path, file_format: str) -> dict[str, Any]:

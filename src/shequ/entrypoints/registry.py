@@ -10,6 +10,7 @@ from fastapi import APIRouter
 DOMAINS = (
     "catalog", "customers", "orders", "content", "events", "alerts",
     "insight", "lifecycle", "membership", "segments", "community",
+    "moderation",
 )
 CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
 

@@ -26,6 +26,7 @@ from shequ.domains.events import service as events
 from shequ.domains.insight import service as insight
 from shequ.domains.lifecycle import service as lifecycle
 from shequ.domains.membership import service as membership
+from shequ.domains.moderation import incidents
 from shequ.domains.segments import service as segments
 
 log = logging.getLogger("shequ.worker")
@@ -43,6 +44,7 @@ class Queue:
     refresh_customers: Any
     refresh_segments: Any
     refresh_content: Any
+    detect_crises: Any
 
 
 def make_huey(queue_url: str, name: str = "shequ") -> Huey:
@@ -132,10 +134,20 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
         log.info("content refresh: %d posts scored, %d ladder changes", report.posts, changes)
         return int(report.posts)
 
+    # Hourly at minute 35: negative-sentiment bursts of the last 7 days per product, brand
+    # and topic open or update crisis incidents (idempotent; docs/crisis.md).
+    @huey.periodic_task(crontab(minute="35"), name="detect_crises")  # type: ignore[untyped-decorator]
+    def detect_crises() -> int:
+        with transaction(services.sessions, actor="worker", clock=services.clock) as session:
+            report = incidents.detect_bursts(session, services.clock)
+        log.info("crisis detection: %d bursts, %d incidents opened", len(report.bursts),
+                 report.opened)
+        return int(report.opened)
+
     return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
                  refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts,
                  refresh_customers=refresh_customers, refresh_segments=refresh_segments,
-                 refresh_content=refresh_content)
+                 refresh_content=refresh_content, detect_crises=detect_crises)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:

@@ -19,7 +19,7 @@ turn ``13888888888`` into ``1388``; the few traditional forms that matter (``貳
   parentheses (``010-62345678``, ``(0571)88888888``). An unseparated run must
   be exactly the number, so longer digit strings (order numbers) do not match, and runs
   right after ``订单号`` / ``单号`` / ``运单`` / ``编号`` / ``型号`` … are skipped.
-* **wechat** — a cue (``微信 薇信 威信 vx v信 wx 加v 卫星 🛰 weixin wechat 绿泡泡`` …) then
+* **wechat** — a cue (``微信 薇信 威信 vx v信 wx 加v 加微 ➕微 卫星 🛰 weixin wechat 绿泡泡`` …) then
   an id of 6–20 characters starting with a letter (letters, digits, ``_``, ``-``).
 * **qq** — a cue (``qq 扣扣 球球 企鹅 q号 q群``) then 5–11 digits (Chinese numerals and
   separators allowed as for phones).
@@ -35,6 +35,7 @@ over a phone number.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -179,7 +180,7 @@ _FILL = r"(?:[\s::=~>\-—_,.·]|号码|号|是|为|加|搜索|搜|id|账号|\+)
 _WECHAT = re.compile(
     r"(?:微信|薇信|威信|徽信|维信|維信|危信|微x|卫星|衛星|绿泡泡|綠泡泡|🛰\ufe0f?|"
     r"(?<![a-z])(?:v\s?信|v[\s.·_-]?x|w[\s.·_-]?x|weixin|wechat|wei\s?xin)|"
-    r"(?:加|\+|➕)\s?v(?![a-z]))"
+    r"(?:加|\+|➕)\s?(?:v(?![a-z])|[微薇威](?!信)))"
     + _FILL + r"([a-z][a-z0-9_-]{5,19})(?![a-z0-9_-])")
 _QQ = re.compile(r"(?:(?<![a-z])(?:q\s?q|q号|q群)|扣扣|球球|企鹅|企鵝)" + _FILL
                  + r"(?=[" + "".join(_DIGITS) + "])")
@@ -256,13 +257,48 @@ def _emails(normal: str) -> list[tuple[str, str, int, int]]:
 
 # ---- putting it together ----
 
+_FAST_LIMIT = 0x30000  # characters from here on always take the character-by-character path
+_fast_tables: tuple[dict[int, str], re.Pattern[str]] | None = None
+_fast_lock = threading.Lock()
+
+
+def _tables() -> tuple[dict[int, str], re.Pattern[str]]:
+    """``ord -> folded character`` for every character below ``_FAST_LIMIT`` that NFKC +
+    lowercase turns into ONE other character, and a pattern of the characters it turns into
+    several (or none) plus everything from ``_FAST_LIMIT`` on. Built once, on first use."""
+    global _fast_tables
+    with _fast_lock:
+        if _fast_tables is None:
+            single: dict[int, str] = {}
+            other: list[str] = []
+            for code in range(0x41, _FAST_LIMIT):
+                character = chr(code)
+                folded = unicodedata.normalize("NFKC", character).lower()
+                if folded == character:
+                    continue
+                if len(folded) == 1:
+                    single[code] = folded
+                else:
+                    other.append(re.escape(character))
+            slow = "[" + "".join(other) + f"\\U{_FAST_LIMIT:08x}-\\U0010ffff]"
+            _fast_tables = single, re.compile(slow)
+        return _fast_tables
+
+
 def _fold(text: str) -> tuple[str, list[int]]:
     """``text`` with NFKC and lowercase applied character by character, and for every output
-    character its index in ``text`` (no run shortening: ``13888888888`` must stay whole)."""
-    if text.isascii() or unicodedata.is_normalized("NFKC", text):
-        lowered = text.lower()
-        if len(lowered) == len(text):
-            return lowered, list(range(len(text)))
+    character its index in ``text`` (no run shortening: ``13888888888`` must stay whole).
+
+    Most texts only hold characters that fold to one character each: one ``str.translate``
+    then does it with the identity map. The rest go character by character."""
+    single, slow = _tables()
+    if not slow.search(text):
+        return text.translate(single), list(range(len(text)))
+    return fold_each(text)
+
+
+def fold_each(text: str) -> tuple[str, list[int]]:
+    """``_fold`` one character at a time (the reference the fast path must equal)."""
     parts: list[str] = []
     mapping: list[int] = []
     for index, character in enumerate(text):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from shequ.core import audit
 from shequ.core.errors import Conflict, ValidationFailed
-from shequ.domains.content import scoring
+from shequ.domains.content import moderating, scoring
 from shequ.domains.content.models import Comment, Creator, Hub, Post, Review
 from shequ.domains.content.resolving import (
     Resolved,
@@ -85,9 +85,10 @@ def bulk_load(session: Session, hubs: list[dict[str, Any]], creators: list[dict[
     ``CommentRow``, ``ReviewRow``); times must be aware. Customers, orders and products
     must be loaded first. The first bad item stops the load with its kind, index and field.
     Posts get their content type (when missing), sentiment and originality on the way in;
-    reviews their sentiment.
+    reviews their sentiment; every post, comment and review is moderated (its status
+    follows the verdict).
     """
-    return {
+    counts = {
         "hubs": _load(session, "hubs", Hub, HubIn, hub_values, hubs),
         "creators": _load(session, "creators", Creator, CreatorRow, creator_values, creators),
         "posts": _load_posts(session, posts),
@@ -95,6 +96,9 @@ def bulk_load(session: Session, hubs: list[dict[str, Any]], creators: list[dict[
         "reviews": _load(session, "reviews", Review, ReviewRow, review_values, reviews,
                          scoring.enrich_reviews),
     }
+    for kind, items in (("post", posts), ("comment", comments), ("review", reviews)):
+        moderating.moderate(session, kind, [str(i["external_id"]) for i in items])
+    return counts
 
 
 def _load_posts(session: Session, posts: list[dict[str, Any]]) -> int:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from shequ.core.importing import ImportReport, finish_import, read_rows, validate_rows
-from shequ.domains.content import scoring
+from shequ.domains.content import moderating, scoring
 from shequ.domains.content.models import Comment, Creator, Hub, Post, Review
 from shequ.domains.content.resolving import (
     Resolved,
@@ -64,14 +64,19 @@ def import_posts(session: Session, name: str, data: bytes, *,
     """Import posts; a re-import leaves a moderated post's status alone. Missing content
     types are classified, sentiment scored and the posts indexed for originality."""
     return _import(session, "posts", name, data, skip_invalid, PostRow, post_values, Post,
-                   scoring.enrich_posts, scoring.index_by_keys)
+                   scoring.enrich_posts, _index_and_moderate)
+
+
+def _index_and_moderate(session: Session, keys: list[str]) -> None:
+    scoring.index_by_keys(session, keys)
+    moderating.moderate(session, "post", keys)
 
 
 def import_comments(session: Session, name: str, data: bytes, *,
                     skip_invalid: bool = False) -> ImportReport:
     """Import comments; their posts must be imported first."""
     return _import(session, "comments", name, data, skip_invalid, CommentRow, comment_values,
-                   Comment)
+                   Comment, after=moderating.after_import("comment"))
 
 
 def import_reviews(session: Session, name: str, data: bytes, *,
@@ -79,7 +84,7 @@ def import_reviews(session: Session, name: str, data: bytes, *,
     """Import reviews; an order's review must be by its customer, once per product; their
     sentiment is scored."""
     return _import(session, "reviews", name, data, skip_invalid, ReviewRow, review_values,
-                   Review, scoring.enrich_reviews)
+                   Review, scoring.enrich_reviews, moderating.after_import("review"))
 
 
 IMPORTERS = {"hubs": import_hubs, "creators": import_creators, "posts": import_posts,

@@ -80,12 +80,17 @@ class Post(Base):
     brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16), default="published")
-    # Sentiment of title + body in [-1, 1] (``shequ.text.sentiment``), set on arrival.
+    # Sentiment of title + body, P(positive) in [0, 1] (``shequ.text.sentiment``), set on
+    # arrival.
     sentiment: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Comment(Base):
     __tablename__ = "comments"
+    __table_args__ = (
+        CheckConstraint("status IN ('published', 'held', 'blocked')",
+                        name="comment_status_known"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -93,6 +98,9 @@ class Comment(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # published / held (waiting for a moderator) / blocked: set by moderation on arrival.
+    status: Mapped[str] = mapped_column(String(16), default="published",
+                                        server_default="published")
 
 
 class Review(Base):
@@ -104,6 +112,8 @@ class Review(Base):
     __tablename__ = "reviews"
     __table_args__ = (
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating_in_range"),
+        CheckConstraint("status IN ('published', 'held', 'blocked')",
+                        name="review_status_known"),
         UniqueConstraint("order_id", "product_id", name="uq_reviews_order_product"),
         Index("ix_reviews_brand_created", "brand_id", "created_at"),
     )
@@ -119,6 +129,9 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # Sentiment of the text (``shequ.text.sentiment``), None for a rating without words.
     sentiment: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # published / held (waiting for a moderator) / blocked: set by moderation on arrival.
+    status: Mapped[str] = mapped_column(String(16), default="published",
+                                        server_default="published")
 
 
 class PostSignature(Base):

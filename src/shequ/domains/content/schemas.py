@@ -122,6 +122,7 @@ class CommentOut(CommentIn):
     post_external_id: str
     customer_external_id: str | None  # type: ignore[assignment]
     created_at: AwareDatetime
+    status: PostStatus = PostStatus.PUBLISHED
 
 
 class PostDetail(PostOut):
@@ -154,6 +155,7 @@ class ReviewOut(ReviewIn):
     order_external_id: str | None
     brand_id: int
     created_at: AwareDatetime
+    status: PostStatus = PostStatus.PUBLISHED
 
 
 class PostPage(BaseModel):

@@ -17,8 +17,8 @@ from shequ.core.db import transaction
 from shequ.core.errors import Conflict, NotFound, ValidationFailed
 from shequ.core.permissions import Principal
 from shequ.core.web import Services
+from shequ.domains.content import moderating, scoring
 from shequ.domains.content import references as refs
-from shequ.domains.content import scoring
 from shequ.domains.content.bulk import bulk_load
 from shequ.domains.content.importers import IMPORTERS
 from shequ.domains.content.models import Comment, Creator, Hub, Post, PostScore, Review
@@ -233,6 +233,8 @@ def create_post(session: Session, clock: Clock, principal: Principal,
     session.flush()
     scoring.index_posts(session, [scoring.Arrival(post.id, post.external_id, post.created_at,
                                                   scoring.post_text(post.title, post.body))])
+    moderating.moderate_one(session, "post", post.external_id, clock.now())
+    session.expire(post)
     return _visible_post(session, principal, data.external_id)
 
 
@@ -280,7 +282,8 @@ def _comments_of(session: Session, principal: Principal, post_id: int,
                            .order_by(Comment.created_at, Comment.id))
     return [CommentOut(id=c.id, external_id=c.external_id, post_external_id=post_key,
                        customer_external_id=_customer_key(principal, key), text=c.text,
-                       created_at=c.created_at) for c, key in rows]
+                       created_at=c.created_at, status=PostStatus(c.status))
+            for c, key in rows]
 
 
 def get_post(session: Session, principal: Principal, external_id: str) -> PostDetail:
@@ -304,10 +307,12 @@ def add_comment(session: Session, clock: Clock, principal: Principal, post_exter
     comment = Comment(**only_values(comment_values(session, [row]))[0])
     session.add(comment)
     session.flush()
+    label = moderating.moderate_one(session, "comment", comment.external_id, clock.now())
     return CommentOut(id=comment.id, external_id=comment.external_id,
                       post_external_id=post_external_id,
                       customer_external_id=_customer_key(principal, data.customer_external_id),
-                      text=comment.text, created_at=comment.created_at)
+                      text=comment.text, created_at=comment.created_at,
+                      status=PostStatus(moderating.STATUS[label]))
 
 
 # --- reviews ----------------------------------------------------------------------------
@@ -326,7 +331,7 @@ def _review_out(principal: Principal, row: Review, customer_key: str, order_key:
                      customer_external_id=_customer_key(principal, customer_key),
                      order_external_id=order_key,
                      sku=sku, rating=row.rating, text=row.text, brand_id=row.brand_id,
-                     created_at=row.created_at)
+                     created_at=row.created_at, status=PostStatus(row.status))
 
 
 def create_review(session: Session, clock: Clock, principal: Principal,
@@ -340,6 +345,8 @@ def create_review(session: Session, clock: Clock, principal: Principal,
     scoring.enrich_reviews([values])
     session.add(Review(**values))
     session.flush()
+    moderating.moderate_one(session, "review", data.external_id, clock.now())
+    session.expire_all()
     found = session.execute(_review_query().where(Review.external_id == data.external_id))
     return _review_out(principal, *found.one())
 
@@ -451,3 +458,72 @@ def dwell_by_type(session: Session, services: Services, principal: Principal,
         raise ValidationFailed("empty_period", "since must lie before until", "since")
     return scoring.dwell_by_content_type(session, event_store(services), since, until,
                                          principal.brand_ids)
+
+
+# --- the sentiment signal (crisis detection, docs/crisis.md) ------------------------------
+
+from sqlalchemy import Integer, String, column, null, or_, table  # noqa: E402
+
+from shequ.domains.content.signal_schemas import NegativeText, SentimentSignal  # noqa: E402
+
+_SIGNAL_PRODUCTS = table("products", column("id", Integer), column("sku", String),
+                         column("name", String))
+_SIGNAL_BRANDS = table("brands", column("id", Integer), column("external_id", String),
+                       column("name", String))
+
+
+def sentiment_signal(session: Session, since: datetime, until: datetime, *,
+                     negative_below: float = scoring.NEGATIVE_AT,
+                     max_negative_stars: int = 2) -> SentimentSignal:
+    """Reviews and published posts of ``[since, until)`` (``since`` whole-hour aligned):
+    every text's UTC hour per kind, and the negative ones with their product and brand.
+
+    A text is negative when its sentiment (P(positive)) is below ``negative_below`` (the
+    negative band); a review also when it gives at most ``max_negative_stars`` stars, the
+    reviewer's own verdict.
+    """
+    if since.minute or since.second or since.microsecond:
+        raise ValidationFailed("since_not_whole_hour", "since must be a whole UTC hour",
+                               "since")
+    if since >= until:
+        raise ValidationFailed("empty_period", "since must lie before until", "since")
+    hours = -(-int((until - since).total_seconds()) // 3600)
+    products, brands = _SIGNAL_PRODUCTS, _SIGNAL_BRANDS
+    published = Post.status == PostStatus.PUBLISHED.value
+    volume: dict[str, list[int]] = {}
+    queries = (("review", select(Review.created_at).where(Review.created_at >= since,
+                                                           Review.created_at < until)),
+               ("post", select(Post.created_at).where(Post.created_at >= since,
+                                                      Post.created_at < until, published)))
+    for kind, query in queries:
+        counts = [0] * hours
+        for at in session.scalars(query):
+            counts[int((at - since).total_seconds() // 3600)] += 1
+        volume[kind] = counts
+    negative: list[NegativeText] = []
+    p, b = products.c, brands.c
+    review_rows = session.execute(
+        select(Review.external_id, Review.product_id, Review.brand_id, p.sku, p.name,
+               b.external_id, b.name, Review.text, Review.sentiment, Review.rating,
+               Review.created_at)
+        .join(products, p.id == Review.product_id).join(brands, b.id == Review.brand_id)
+        .where(Review.created_at >= since, Review.created_at < until,
+               or_(Review.sentiment < negative_below, Review.rating <= max_negative_stars))
+        .order_by(Review.created_at, Review.id))
+    post_rows = session.execute(
+        select(Post.external_id, Post.product_id, Post.brand_id, p.sku, p.name,
+               b.external_id, b.name, Post.title + "\n" + Post.body, Post.sentiment,
+               null(), Post.created_at)
+        .outerjoin(products, p.id == Post.product_id).outerjoin(brands, b.id == Post.brand_id)
+        .where(Post.created_at >= since, Post.created_at < until, published,
+               Post.sentiment < negative_below)
+        .order_by(Post.created_at, Post.id))
+    for kind, rows in (("review", review_rows), ("post", post_rows)):
+        negative.extend(NegativeText(
+            kind=kind, external_id=key, product_id=product_id, brand_id=brand_id, sku=sku,
+            product_name=product_name, brand_external_id=brand_key, brand_name=brand_name,
+            text=text, sentiment=sentiment, rating=rating, created_at=at)
+            for key, product_id, brand_id, sku, product_name, brand_key, brand_name, text,
+            sentiment, rating, at in rows)
+    return SentimentSignal(since=since, until=until, review_hours=volume["review"],
+                           post_hours=volume["post"], negative=negative)

@@ -17,6 +17,7 @@ from shequ.entrypoints.console import (
     customers,
     keys,
     login,
+    moderation_pages,
     monitoring,
     pages,
     report_pages,
@@ -35,6 +36,6 @@ def mount(app: FastAPI) -> None:
     for router in (login.root_router, login.router, pages.router, behaviour.router,
                    monitoring.router, customers.router, segment_pages.router,
                    tier_pages.router, content_pages.router, community_pages.router,
-                   report_pages.router, keys.router):
+                   report_pages.router, moderation_pages.router, keys.router):
         app.include_router(router)
     install_console_errors(app)

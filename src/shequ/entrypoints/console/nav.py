@@ -42,6 +42,9 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry(f"{PREFIX}/creators", N_("Creators"), "community:read", "users", True),
     NavEntry(f"{PREFIX}/hubs", N_("Hubs"), "community:read", "grid"),
     NavEntry(f"{PREFIX}/reports/needs", N_("Needs report"), "content:read", "chart"),
+    NavEntry(f"{PREFIX}/moderation", N_("Review queue"), "moderation:read", "check"),
+    NavEntry(f"{PREFIX}/moderation/lexicon", N_("Lexicon"), "moderation:read", "list", True),
+    NavEntry(f"{PREFIX}/moderation/incidents", N_("Incidents"), "moderation:read", "alert"),
     NavEntry(f"{PREFIX}/products", N_("Products"), "catalog:read", "box"),
     NavEntry(f"{PREFIX}/audit", N_("Audit log"), "audit:read", "list"),
     NavEntry(f"{PREFIX}/api-keys", N_("API keys"), "users:admin", "key"),
@@ -57,10 +60,11 @@ def visible_nav(principal: Principal | None) -> list[NavEntry]:
 
 
 def active_entry(path: str) -> NavEntry | None:
-    """The entry a request path belongs to."""
-    for entry in NAV:
-        if entry.path != HOME_PATH and (path == entry.path or path.startswith(entry.path + "/")):
-            return entry
+    """The entry a request path belongs to (the longest path that contains it)."""
+    found = [entry for entry in NAV if entry.path != HOME_PATH
+             and (path == entry.path or path.startswith(entry.path + "/"))]
+    if found:
+        return max(found, key=lambda entry: len(entry.path))
     return NAV[0] if path in (PREFIX, HOME_PATH) else None
 
 
