@@ -284,6 +284,7 @@ def test_claim_mark_block_then_next_case_shows(own: Services) -> None:
         # The escaped text keeps its tags as text, with the contact marked.
         assert "&lt;b&gt;便宜代购&lt;/b&gt; 加我微信 <mark" in following
         assert ">xyz98765</mark>" in following
+        assert "联系方式（微信号）" in following  # the verdict's reason, in Chinese
         # E escalates to level 2; the next level-1 case follows.
         up = post(c, f"/console/moderation/cases/{second}/decide",
                   {"choice": "escalate", "reason": "需要资深审核员判断", "level": "1",

@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -128,7 +130,49 @@ ERRORS = {
 }
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "是"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "n", "否"})
-SHARED = {"label_names": LABEL_NAMES, "label_badges": LABEL_BADGES,
+CONTACT_NAMES = {"phone": N_("phone number"), "wechat": N_("WeChat id"), "qq": N_("QQ number"),
+                 "url": N_("link"), "email": N_("e-mail address")}
+LIST_SEPARATOR = N_(", ")
+# The verdict's reasons (``moderation.decisions``) are English sentences of fixed shapes;
+# each shape is shown in the console's language with its names translated.
+REASONS = (
+    (re.compile(r"severity-(\d) term \((.+)\)"), N_("Severity-%(level)s term (%(names)s)")),
+    (re.compile(r"contact details with a (.+) term"), N_("Contact details with a %(names)s term")),
+    (re.compile(r"abusive term and offensive language \(p=(.+)\)"),
+     N_("Abusive term and offensive language (p=%(p)s)")),
+    (re.compile(r"offensive language \(p=(\S+) ≥ (.+)\)"),
+     N_("Offensive language (p=%(p)s ≥ %(threshold)s)")),
+    (re.compile(r"possibly offensive \(p=(.+)\)"), N_("Possibly offensive (p=%(p)s)")),
+    (re.compile(r"contact details \((.+)\)"), N_("Contact details (%(names)s)")),
+)
+
+
+@pass_context
+def reason_text(context: Context, reason: str) -> str:
+    """A verdict reason in the console's language (unknown shapes are shown as they are)."""
+    def gettext(msgid: str, **values: Any) -> str:
+        return str(context.call(context.resolve("gettext"), msgid, **values))
+
+    def names(listed: str) -> str:
+        return str(gettext(LIST_SEPARATOR)).join(
+            gettext(CATEGORY_NAMES.get(n) or CONTACT_NAMES.get(n) or n)
+            for n in re.split(r", |/", listed))
+    for pattern, msgid in REASONS:
+        found = pattern.fullmatch(reason)
+        if found is None:
+            continue
+        groups = found.groups()
+        if "%(level)s" in msgid:
+            return str(gettext(msgid, level=groups[0], names=names(groups[1])))
+        if "%(threshold)s" in msgid:
+            return str(gettext(msgid, p=groups[0], threshold=groups[1]))
+        if "%(p)s" in msgid:
+            return str(gettext(msgid, p=groups[0]))
+        return str(gettext(msgid, names=names(groups[0])))
+    return reason
+
+
+SHARED = {"label_names": LABEL_NAMES, "label_badges": LABEL_BADGES, "reason_text": reason_text,
           "state_names": STATE_NAMES, "kind_names": KIND_NAMES,
           "category_names": CATEGORY_NAMES, "action_names": ACTION_NAMES,
           "source_names": SOURCE_NAMES, "sla_minutes": moderation.SLA_MINUTES}
