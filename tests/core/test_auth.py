@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from conftest import bearer, make_key
@@ -110,3 +110,17 @@ def test_operator_cannot_do_admin_actions(client: TestClient, services: Services
     r = client.post("/api/v1/users", json={"username": "evil", "password": "password1",
                                            "role": "admin"}, headers=bearer(operator_key))
     assert r.status_code == 403
+
+
+def test_a_key_revoked_elsewhere_is_refused_once_its_verification_is_stale(
+        client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another process revokes the key straight in the database: this process keeps its
+    # verification for at most KEY_CACHE_SECONDS.
+    key = make_key(services, ["catalog:read"])
+    assert client.get("/api/v1/brands", headers=bearer(key)).status_code == 200
+    with transaction(services.sessions) as s:
+        s.execute(update(auth.ApiKey).values(revoked_at=services.clock.now()))
+    assert client.get("/api/v1/brands", headers=bearer(key)).status_code == 200
+    monkeypatch.setattr(auth, "KEY_CACHE_SECONDS", 0.0)
+    refused = client.get("/api/v1/brands", headers=bearer(key))
+    assert (refused.status_code, refused.json()["code"]) == (401, "revoked_api_key")

@@ -283,8 +283,8 @@ def test_terms_reach_the_scan_without_a_restart(client: TestClient,
                        json={"term": "小.綠.瓶代购", "category": "ads"}, headers=admin_headers)
     assert (same.status_code, same.json()["code"], same.json()["attr"]) == \
         (409, "term_exists", "term")
-    blank = client.post("/api/v1/moderation/lexicon/terms", json={"term": "。。", "category": "ads"},
-                        headers=admin_headers)
+    blank = client.post("/api/v1/moderation/lexicon/terms",
+                        json={"term": "。。", "category": "ads"}, headers=admin_headers)
     assert (blank.status_code, blank.json()["code"]) == (422, "invalid_term")
     bad_category = client.post("/api/v1/moderation/lexicon/terms",
                                json={"term": "词", "category": "spam"}, headers=admin_headers)
@@ -376,7 +376,7 @@ def test_concurrent_moderators_on_postgres(pg_services: Services) -> None:
                 got = service.claim_next(s, clock, _principal(name), 1)
                 assert got is not None
                 claimed.append(got.id)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=claim, args=(f"mod{i}",)) for i in range(6)]
@@ -430,3 +430,19 @@ def test_claim_can_skip_cases_put_back(services: Services) -> None:
         last = service.claim_next(s, services.clock, me, None, skip=[first.id, again.id])
         assert last is not None
         assert last.subject_id == "m2"
+
+
+def test_a_term_flagged_for_pinyin_also_matches_its_initials(
+        client: TestClient, admin_headers: Headers) -> None:
+    made = client.post("/api/v1/moderation/lexicon/terms",
+                       json={"term": "小绿瓶", "category": "ads", "severity": 2,
+                             "pinyin": True}, headers=admin_headers)
+    assert made.status_code == 201
+    text = "有没有人要xlp，便宜出"
+    hit = client.post("/api/v1/moderation/check", json={"text": text},
+                      headers=admin_headers).json()
+    assert (hit["label"], hit["level"]) == ("review", 2)
+    assert [(s["text"], s["term"]) for s in hit["spans"]] == [("xlp", "小绿瓶")]
+    inside = client.post("/api/v1/moderation/check", json={"text": "xlpxyz 型号"},
+                         headers=admin_headers).json()
+    assert inside["spans"] == []

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -235,20 +237,46 @@ def create_api_key(session: Session, clock: Clock, *, name: str, scopes: list[st
     return IssuedKey(row.id, row.name, prefix, clean, brands, f"{KEY_PREFIX}_{prefix}_{secret}")
 
 
+# Keys verified in the last KEY_CACHE_SECONDS are not looked up again: a busy real-time
+# path (moderation checks, event batches) would otherwise spend most of its time on the
+# key's row. A revocation takes effect at once in the process that made it and within
+# KEY_CACHE_SECONDS everywhere else. Keyed by prefix and digest, never by the secret.
+KEY_CACHE_SECONDS = 1.0
+_KEY_CACHE_MAX = 1_024
+_key_cache: dict[str, tuple[float, Principal]] = {}
+_key_cache_lock = threading.Lock()
+
+
 def principal_for_key(session: Session, raw_key: str) -> Principal:
     """Resolve ``shq_<prefix>_<secret>`` to its principal, or refuse."""
     parts = raw_key.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise NotAuthenticated("malformed_api_key", "API key is not of the form shq_<id>_<secret>")
+    digest = _digest(parts[2])
+    cache_key = f"{parts[1]}:{digest}"
+    hit = _key_cache.get(cache_key)
+    if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if row is None or not hmac.compare_digest(row.key_hash, _digest(parts[2])):
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise NotAuthenticated("invalid_api_key", "unknown or wrong API key")
     if row.revoked_at is not None:
         raise NotAuthenticated("revoked_api_key", "this API key has been revoked")
     brands = frozenset(row.brand_ids) if row.brand_ids is not None else None
-    return Principal(kind="apikey", id=row.id, name=row.name,
-                     permissions=frozenset(row.scopes), brand_ids=brands,
-                     role=Role.PARTNER if brands is not None else None)
+    principal = Principal(kind="apikey", id=row.id, name=row.name,
+                          permissions=frozenset(row.scopes), brand_ids=brands,
+                          role=Role.PARTNER if brands is not None else None)
+    with _key_cache_lock:
+        if len(_key_cache) >= _KEY_CACHE_MAX:
+            _key_cache.clear()
+        _key_cache[cache_key] = (time.monotonic(), principal)
+    return principal
+
+
+def forget_verified_keys() -> None:
+    """Drop every cached key verification (a key was revoked)."""
+    with _key_cache_lock:
+        _key_cache.clear()
 
 
 def revoke_api_key(session: Session, clock: Clock, key_id: int) -> None:
@@ -258,6 +286,7 @@ def revoke_api_key(session: Session, clock: Clock, key_id: int) -> None:
         raise NotFound("api_key_not_found", f"no API key {key_id}")
     if row.revoked_at is None:
         row.revoked_at = clock.now()
+    forget_verified_keys()
 
 
 def list_api_keys(session: Session) -> list[dict[str, Any]]:

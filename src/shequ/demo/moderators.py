@@ -32,7 +32,7 @@ from shequ.core.clock import FixedClock
 from shequ.core.db import transaction
 from shequ.core.permissions import CLI_PRINCIPAL, ROLE_PERMISSIONS, Principal, Role
 from shequ.core.web import Services
-from shequ.demo.violations import SHOP_TERMS
+from shequ.demo.violations import SHOP_ALLOW, SHOP_TERMS
 from shequ.domains.moderation import incidents
 from shequ.domains.moderation import service as moderation
 from shequ.domains.moderation.incident_schemas import AdvanceIn, DetectIn, OwnerIn, ReviewIn
@@ -51,9 +51,11 @@ REASONS = {"block": ("导流站外联系方式", "广告引流", "违规内容",
 
 
 def install_shop_terms(services: Services) -> int:
-    """The shop's lexicon additions (``violations.SHOP_TERMS``); how many were added."""
+    """The shop's lexicon additions (``violations.SHOP_TERMS``) and allow-list phrases
+    (``violations.SHOP_ALLOW``); how many were added."""
     terms = [TermIn(term=t, category=c, severity=s, note="demo shop term")
              for t, c, s in SHOP_TERMS]
+    terms += [TermIn(term=t, category="allow", note="demo shop vocabulary") for t in SHOP_ALLOW]
     with transaction(services.sessions, actor="cli", clock=services.clock) as session:
         return moderation.import_terms(session, services.clock, CLI_PRINCIPAL, terms).added
 

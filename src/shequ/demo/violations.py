@@ -25,6 +25,10 @@ SHOP_TERMS: tuple[tuple[str, str, int], ...] = (
     ("低价出", "ads", 1), ("脑残", "abuse", 2), ("滚犊子", "abuse", 2), ("智障", "abuse", 2),
 )
 
+# Ordinary words of this shop that the shipped lexicon lists (咖啡因 is on a drugs list;
+# the shop sells coffee and tea), added to its allow-list.
+SHOP_ALLOW: tuple[str, ...] = ("咖啡因",)
+
 # kind -> templates; {wx} a WeChat id, {qq} a QQ number, {phone} a mobile number, {url}.
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "contact": (
@@ -87,4 +91,4 @@ def plant_violations(rng: np.random.Generator, rnd: random.Random, comments: lis
         planted.append({"comment_external_id": comments[index]["external_id"], "kind": kind,
                         "text": text})
     return {"count": n, "share": VIOLATION_SHARE, "comments": planted,
-            "shop_terms": [list(t) for t in SHOP_TERMS]}
+            "shop_terms": [list(t) for t in SHOP_TERMS], "shop_allow": list(SHOP_ALLOW)}

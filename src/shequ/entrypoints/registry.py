@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 DOMAINS = (
-    "catalog", "customers", "orders", "content", "events", "alerts",
+    "moderation", "catalog", "customers", "orders", "content", "events", "alerts",
     "insight", "lifecycle", "membership", "segments", "community",
-    "moderation",
 )
 CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
 

@@ -44,15 +44,15 @@ SubjectId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @api.post("/check", response_model=VerdictOut)
-def check(session: DbSession, principal: Reader, data: CheckBody) -> VerdictOut:
+def check(wired: ServicesDep, principal: Reader, data: CheckBody) -> VerdictOut:
     """The verdict on one text, synchronously; nothing is stored."""
-    return service.check(session, data.text)
+    return service.check_live(wired.sessions, [data.text])[0]
 
 
 @api.post("/check/batch", response_model=BatchOut)
-def check_batch(session: DbSession, principal: Reader, data: BatchIn) -> BatchOut:
+def check_batch(wired: ServicesDep, principal: Reader, data: BatchIn) -> BatchOut:
     """Verdicts on up to 500 texts, in order; nothing is stored."""
-    return BatchOut(verdicts=service.check_batch(session, data.texts))
+    return BatchOut(verdicts=service.check_live(wired.sessions, data.texts))
 
 
 @api.get("/cases", response_model=CasePage)

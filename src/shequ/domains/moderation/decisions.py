@@ -132,5 +132,6 @@ def verdicts(texts: Sequence[str], lexicon: Lexicon) -> list[Verdict]:
     if not texts:
         return []
     scores = offensive_probability(list(texts))
-    return [decide(text, lexicon.scan(text), find_contacts(text), score)
-            for text, score in zip(texts, scores, strict=True)]
+    matches = lexicon.scan_many(texts) if len(texts) > 1 else [lexicon.scan(texts[0])]
+    return [decide(text, found, find_contacts(text), score)
+            for text, found, score in zip(texts, matches, scores, strict=True)]

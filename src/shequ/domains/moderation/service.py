@@ -100,13 +100,23 @@ class _RuntimeLexicon:
             return self._lexicon
         base = self.default()
         rows = session.execute(select(LexiconTerm)).scalars().all()
-        terms = list(base.terms) + [Term(r.term, r.category, r.severity) for r in rows
-                                    if r.category != "allow"]
+        terms = list(base.terms) + [Term(r.term, r.category, r.severity, pinyin=r.pinyin)
+                                    for r in rows if r.category != "allow"]
         allow = list(base.allow) + [r.term for r in rows if r.category == "allow"]
         lexicon = Lexicon(terms, allow) if rows else base
         with self._lock:
             self._lexicon, self._version, self._checked = lexicon, version, now
         return lexicon
+
+
+    def current(self, sessions: Callable[[], Session]) -> Lexicon:
+        """``get`` for the real-time path: a database session is opened only when the
+        version is due to be checked (about once a second), not on every request."""
+        lexicon = self._lexicon
+        if lexicon is not None and time.monotonic() - self._checked < RELOAD_EVERY_S:
+            return lexicon
+        with sessions() as session:
+            return self.get(session)
 
 
 LEXICON = _RuntimeLexicon()
@@ -151,6 +161,12 @@ def check(session: Session, text: str) -> VerdictOut:
 def check_batch(session: Session, texts: Sequence[str]) -> list[VerdictOut]:
     """Verdicts on many texts, in order; nothing is stored."""
     return [_verdict_out(v) for v in verdicts(list(texts), LEXICON.get(session))]
+
+
+def check_live(sessions: Callable[[], Session], texts: Sequence[str]) -> list[VerdictOut]:
+    """``check_batch`` for the API's real-time path: no database session per request (the
+    lexicon version is looked up at most once a second)."""
+    return [_verdict_out(v) for v in verdicts(list(texts), LEXICON.current(sessions))]
 
 
 # --- cases: submission on arrival ---------------------------------------------------------
@@ -675,6 +691,7 @@ __all__ = [
     "case_of",
     "check",
     "check_batch",
+    "check_live",
     "claim_next",
     "decide",
     "delete_term",
