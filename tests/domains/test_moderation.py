@@ -446,3 +446,25 @@ def test_a_term_flagged_for_pinyin_also_matches_its_initials(
     inside = client.post("/api/v1/moderation/check", json={"text": "xlpxyz 型号"},
                          headers=admin_headers).json()
     assert inside["spans"] == []
+
+
+def test_terms_imported_from_a_file_through_the_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = str(tmp_path / "home")
+    good = tmp_path / "terms.tsv"
+    good.write_text("term\tcategory\tseverity\tpinyin\n小绿瓶\tads\t2\t1\n仿真主\tallow\t1\t\n",
+                    encoding="utf-8")
+    made = runner.invoke(cli_app, ["moderation", "import-terms", str(good), "--home", home])
+    assert made.exit_code == 0, made.output
+    assert "2 added" in made.output
+    again = runner.invoke(cli_app, ["moderation", "import-terms", str(good), "--home", home])
+    assert "0 added, 2 already there" in again.output
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("term\tcategory\tseverity\n代购正品\tads\t9\n", encoding="utf-8")
+    refused = runner.invoke(cli_app, ["moderation", "import-terms", str(bad), "--home", home])
+    assert refused.exit_code != 0
+    assert "line 2" in refused.output
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "要xlp吗"}) + "\n", encoding="utf-8")
+    got = runner.invoke(cli_app, ["moderate", str(rows), "--home", home])
+    assert json.loads(got.stdout)["spans"][0]["term"] == "小绿瓶"

@@ -24,6 +24,7 @@ from shequ.domains.moderation.schemas import TermIn, VerdictOut
 from shequ.entrypoints.bootstrap import bootstrap, close
 from shequ.entrypoints.cli_common import Home, err, fail, out, settings_for
 from shequ.entrypoints.cli_nlp import _texts
+from shequ.text.lexicon import Lexicon
 
 moderation_app = typer.Typer(help="Content safety: the review queue's figures and the "
                                   "managed lexicon (docs/moderation.md).",
@@ -239,3 +240,34 @@ def list_incidents(home: Home = None,
 
 def _aware(value: datetime | None) -> datetime | None:
     return None if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@moderation_app.command("import-terms")
+def import_terms(file: Annotated[Path, typer.Argument(help=".tsv/.csv (term, category[, "
+                                                       "severity[, pinyin]]) or .txt")],
+                 category: Annotated[str, typer.Option(help="Category of .txt lines")]
+                 = "other",
+                 severity: Annotated[int, typer.Option(min=1, max=3)] = 2,
+                 home: Home = None) -> None:
+    """Add a file of terms (and allow-list phrases) to the managed lexicon, all or nothing;
+    terms already there are skipped. Errors name the line."""
+    wired = _wired(home)
+    try:
+        if not file.is_file():
+            raise ValidationFailed("file_missing", f"{file} does not exist", "file")
+        parsed = Lexicon.from_file(file, category=category, severity=severity)
+        rows = [TermIn(term=t.term, category=t.category,
+                       severity=t.severity, pinyin=t.pinyin) for t in parsed.terms]
+        rows += [TermIn(term=phrase, category="allow") for phrase in parsed.allow]
+        with transaction(wired.sessions, CLI_PRINCIPAL.actor, wired.clock) as session:
+            report = service.import_terms(session, wired.clock, CLI_PRINCIPAL, rows)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise fail(ValidationFailed("invalid_term", problem["msg"],
+                                    str(problem["loc"][0]))) from exc
+    except ShequError as exc:
+        raise fail(exc) from exc
+    finally:
+        close(wired)
+    err.print(f"{report.added} added, {report.skipped} already there; lexicon version "
+              f"{report.version}")
