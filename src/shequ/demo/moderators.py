@@ -45,7 +45,7 @@ PICKUP_MEAN_MIN = 4.0
 NIGHT_PICKUP_MEAN_MIN = 15.0
 ESCALATE_SHARE = 0.08
 APPEAL_SHARE = 0.15
-LEFT_WAITING_H = 3
+LEFT_WAITING_H = 48
 REASONS = {"block": ("导流站外联系方式", "广告引流", "违规内容", "辱骂他人"),
            "pass": ("正常讨论", "正常评价，非广告", "误报：商品描述用语")}
 
