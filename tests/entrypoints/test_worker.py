@@ -120,3 +120,9 @@ def test_crisis_detection_runs_hourly_on_an_empty_shop(queue: Queue) -> None:
     assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 7, 35))] == [
         "detect_crises"]
     assert queue.detect_crises.call_local() == 0  # no reviews or posts: nothing opens
+
+
+def test_points_expiry_runs_daily_on_an_empty_shop(queue: Queue) -> None:
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 16, 12))] == [
+        "expire_points"]
+    assert queue.expire_points.call_local() == 0  # no points yet: nothing expires

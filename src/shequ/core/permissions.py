@@ -37,6 +37,8 @@ PERMISSIONS: frozenset[str] = frozenset(
         "import:write",
         "insight:read",
         "insight:write",
+        "loyalty:read",
+        "loyalty:write",
         "membership:read",
         "membership:write",
         "moderation:read",
@@ -61,7 +63,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.CAMPAIGN_MANAGER: frozenset({"catalog:read", "customers:read", "orders:read",
                                       "content:read", "analytics:read", "events:read",
                                       "insight:read", "membership:read", "segments:read",
-                                      "segments:write", "community:read"}),
+                                      "segments:write", "community:read", "loyalty:read",
+                                      "loyalty:write"}),
     Role.PARTNER: frozenset({"catalog:read", "orders:read", "content:read", "analytics:read",
                              "community:read"}),
 }

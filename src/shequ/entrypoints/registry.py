@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 DOMAINS = (
     "moderation", "catalog", "customers", "orders", "content", "events", "alerts",
-    "insight", "lifecycle", "membership", "segments", "community",
+    "insight", "lifecycle", "membership", "segments", "community", "loyalty",
 )
 CORE_MODELS = ("shequ.core.auth", "shequ.core.audit")
 

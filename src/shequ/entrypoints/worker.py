@@ -25,6 +25,7 @@ from shequ.domains.content import service as content
 from shequ.domains.events import service as events
 from shequ.domains.insight import service as insight
 from shequ.domains.lifecycle import service as lifecycle
+from shequ.domains.loyalty import service as loyalty
 from shequ.domains.membership import service as membership
 from shequ.domains.moderation import incidents
 from shequ.domains.segments import service as segments
@@ -45,6 +46,7 @@ class Queue:
     refresh_segments: Any
     refresh_content: Any
     detect_crises: Any
+    expire_points: Any
 
 
 def make_huey(queue_url: str, name: str = "shequ") -> Huey:
@@ -144,10 +146,20 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
                  report.opened)
         return int(report.opened)
 
+    # Daily at 16:12 UTC (00:12 in Shanghai): points lots past their expiry date are
+    # expired, oldest first, one movement per lot (idempotent; docs/points.md).
+    @huey.periodic_task(crontab(hour="16", minute="12"), name="expire_points")  # type: ignore[untyped-decorator]
+    def expire_points() -> int:
+        with transaction(services.sessions, actor="worker", clock=services.clock) as session:
+            report = loyalty.expire(session, services.clock)
+        log.info("points expiry: %d points of %d lots", report.points, report.lots)
+        return int(report.points)
+
     return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
                  refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts,
                  refresh_customers=refresh_customers, refresh_segments=refresh_segments,
-                 refresh_content=refresh_content, detect_crises=detect_crises)
+                 refresh_content=refresh_content, detect_crises=detect_crises,
+                 expire_points=expire_points)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:
