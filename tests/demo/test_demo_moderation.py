@@ -40,9 +40,13 @@ def test_demo_moderation(tmp_path: Path) -> None:
         with transaction(wired.sessions) as session:
             cases = {c.subject_id: c for c in session.execute(
                 select(Case).where(Case.subject_kind == "comment")).scalars()}
+            # Every planted violation is stopped: blocked, or held in the queue (those that
+            # arrived in the demo's last 48 hours wait for a moderator).
             for key in bad:
                 assert cases[key].auto_label != "pass", cases[key].text
-                assert cases[key].label == "block", cases[key].text
+                assert (cases[key].label, cases[key].state) in {
+                    ("block", "decided"), ("review", "queued")}, cases[key].text
+            assert sum(1 for key in bad if cases[key].label == "block") >= len(bad) - 3
             # Everything a person decided was decided by one of the demo's moderators,
             # after it arrived, with a reason in the trail.
             human = session.execute(select(Case).where(
