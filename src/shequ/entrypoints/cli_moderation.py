@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from shequ.core import migrate
+from shequ.core.clock import as_utc
 from shequ.core.db import transaction
 from shequ.core.errors import ShequError, ValidationFailed
 from shequ.core.permissions import CLI_PRINCIPAL
@@ -22,8 +23,15 @@ from shequ.domains.moderation import incidents, service
 from shequ.domains.moderation.incident_schemas import DetectIn
 from shequ.domains.moderation.schemas import TermIn, VerdictOut
 from shequ.entrypoints.bootstrap import bootstrap, close
-from shequ.entrypoints.cli_common import Home, err, fail, out, settings_for
-from shequ.entrypoints.cli_nlp import _texts
+from shequ.entrypoints.cli_common import (
+    Home,
+    err,
+    fail,
+    out,
+    read_input,
+    settings_for,
+    text_column,
+)
 from shequ.text.lexicon import Lexicon
 
 moderation_app = typer.Typer(help="Content safety: the review queue's figures and the "
@@ -37,15 +45,6 @@ def _wired(home: Path | None) -> Services:
     wired = bootstrap(settings_for(home))
     migrate.upgrade(wired.settings.resolved_database_url)
     return wired
-
-
-def _read(file: str) -> bytes:
-    if file == "-":
-        return sys.stdin.buffer.read()
-    path = Path(file)
-    if not path.is_file():
-        raise ValidationFailed("file_missing", f"{file} does not exist", "file")
-    return path.read_bytes()
 
 
 def _line(verdict: VerdictOut) -> str:
@@ -64,10 +63,10 @@ def moderate(file: Annotated[str, typer.Argument(help="CSV or JSONL with a 'text
     managed lexicon terms are used along with the shipped ones."""
     wired = _wired(home)
     try:
-        data = _read(file)
+        data = read_input(file)
         with transaction(wired.sessions) as session:
             batch: list[str] = []
-            for text in _texts(file, data):
+            for text in text_column(file, data):
                 batch.append(text)
                 if len(batch) >= BATCH:
                     _write(service.check_batch(session, batch))
@@ -100,7 +99,7 @@ def figures(home: Home = None,
     throughput per moderator, for the cases submitted in the window."""
     wired = _wired(home)
     try:
-        end = _aware(until) or wired.clock.now()
+        end = as_utc(until) if until else wired.clock.now()
         with transaction(wired.sessions) as session:
             found = service.figures(session, wired.clock, CLI_PRINCIPAL,
                                     end - timedelta(days=days), end)
@@ -197,7 +196,8 @@ def detect(home: Home = None,
     crisis incidents (idempotent; docs/crisis.md)."""
     wired = _wired(home)
     try:
-        data = DetectIn(since=_aware(since), as_of=_aware(as_of))
+        data = DetectIn(since=as_utc(since) if since else None,
+                        as_of=as_utc(as_of) if as_of else None)
         with transaction(wired.sessions, CLI_PRINCIPAL.actor, wired.clock) as session:
             report = incidents.detect_bursts(session, wired.clock, data)
     except ShequError as exc:
@@ -236,10 +236,6 @@ def list_incidents(home: Home = None,
         table.add_row(i.key, f"{i.scope_kind} {i.scope_name}", i.state, i.owner or "–",
                       f"{i.opened_at:%Y-%m-%d %H:%M}", due)
     out.print(table)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @moderation_app.command("import-terms")

@@ -4,51 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from shequ.core.db import transaction
-from shequ.core.errors import ShequError, ValidationFailed
-from shequ.core.importing import read_rows
+from shequ.core.errors import ShequError
 from shequ.domains.content.sentiment_training import active_model, train_shop_model
 from shequ.entrypoints.bootstrap import bootstrap, close
-from shequ.entrypoints.cli_common import Home, err, fail, out, settings_for
+from shequ.entrypoints.cli_common import (
+    Home,
+    err,
+    fail,
+    out,
+    read_input,
+    settings_for,
+    text_column,
+)
 
 nlp_app = typer.Typer(help="Chinese text: review sentiment (docs/sentiment.md).",
                       no_args_is_help=True)
 BATCH = 4096
-
-
-def _input_name(file: str, data: bytes) -> str:
-    """A file name whose suffix tells ``read_rows`` the format (stdin: sniffed)."""
-    if file != "-":
-        return file
-    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    return "stdin.jsonl" if start == b"{" else "stdin.csv"
-
-
-def _texts(file: str, data: bytes) -> Iterator[str]:
-    """The ``text`` value of every row, in order; a missing column or bad line is an error."""
-    for line, record in read_rows(_input_name(file, data), data):
-        if isinstance(record, str):
-            raise ValidationFailed("bad_line", f"line {line}: {record}", "file")
-        if "text" not in record:
-            columns = ", ".join(sorted(record)) or "none"
-            raise ValidationFailed("missing_column",
-                                   f"line {line} has no 'text' column (columns: {columns})",
-                                   "text")
-        value: Any = record["text"]
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise ValidationFailed("invalid_text",
-                                   f"line {line}: must be a string, not {type(value).__name__}",
-                                   "text")
-        yield value
 
 
 def _write_scores(texts: list[str], model: Any) -> None:
@@ -68,16 +45,10 @@ def sentiment(file: Annotated[str, typer.Argument(help="CSV or JSONL with a 'tex
     input row, in order (the home's own model when it has one)."""
     settings = settings_for(home)
     try:
-        if file == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            path = Path(file)
-            if not path.is_file():
-                raise ValidationFailed("file_missing", f"{file} does not exist", "file")
-            data = path.read_bytes()
+        data = read_input(file)
         model = active_model(settings.home)
         batch: list[str] = []
-        for text in _texts(file, data):
+        for text in text_column(file, data):
             batch.append(text)
             if len(batch) >= BATCH:
                 _write_scores(batch, model)
