@@ -103,6 +103,38 @@ def check_ledger(session: Session) -> None:
 # --- earning and idempotency -------------------------------------------------------------
 
 
+def test_orders_earn_when_paid_and_give_back_when_refunded(services: Services,
+                                                          clock: FixedClock) -> None:
+    add_customers(services, "c1")
+    with transaction(services.sessions) as session:
+        catalog.create_brand(session, BrandIn(external_id="b1", name="花知晓"))
+        catalog.create_product(session, clock, CLI_PRINCIPAL, ProductIn(
+            sku="LIP", name="口红", brand_external_id="b1", price_fen=10_000, stock=10))
+        for number in ("o1", "o2"):
+            orders.create_order(session, clock, OrderIn(
+                external_id=number, customer_external_id="c1",
+                lines=[LineIn(sku="LIP", quantity=1)]))
+        assert service.balance(session, "c1").balance == 0  # created is not paid
+        orders.transition_order(session, clock, CLI_PRINCIPAL, "o1", "paid")
+        orders.transition_order(session, clock, CLI_PRINCIPAL, "o1", "paid")  # no move
+        orders.transition_order(session, clock, CLI_PRINCIPAL, "o2", "paid")
+        assert service.balance(session, "c1").balance == 200
+        put(session, services, "mug", "goods", 150)
+        redeem(session, services, "c1", "mug", "r1")
+        # o1's 100 points come back only as far as the 50 left allow; o2's not at all.
+        orders.transition_order(session, clock, CLI_PRINCIPAL, "o1", "refunded")
+        assert service.balance(session, "c1").balance == 0
+        orders.transition_order(session, clock, CLI_PRINCIPAL, "o1", "refunded")  # no move
+        orders.transition_order(session, clock, CLI_PRINCIPAL, "o2", "refunded")
+        assert service.balance(session, "c1").balance == 0
+        entries = [(e.kind, e.points, e.reason)
+                   for e in service.statement(session, "c1").entries]
+        assert entries[0] == ("adjust", -50, "order refunded: o1 (50 of its 100 points "
+                                              "were already spent)")
+        assert [kind for kind, _, _ in entries] == ["adjust", "redeem", "earn", "earn"]
+        check_ledger(session)
+
+
 def test_earn_rules_and_idempotent_keys(services: Services, clock: FixedClock) -> None:
     add_customers(services, "c1", "c2")
     with transaction(services.sessions) as session:
@@ -117,12 +149,13 @@ def test_earn_rules_and_idempotent_keys(services: Services, clock: FixedClock) -
         assert (unpaid.value.code, unpaid.value.attr) == ("order_not_paid", "reference")
         orders.transition_order(session, clock, CLI_PRINCIPAL, "o1", "paid")
     with transaction(services.sessions) as session:
-        # ¥259.00 paid → 259 points (one per whole yuan), credited to the order's customer.
+        # ¥259.00 paid → 259 points (one per whole yuan), credited to the order's customer
+        # when the order moved to paid; the shop's own earn request for it is a replay.
         first = service.earn(session, clock, EarnIn(rule="order", reference="o1"))
         assert (first.points, first.balance_after, first.customer_external_id,
-                first.idempotency_key, first.replayed) == (259, 259, "c1", "order:o1", False)
+                first.idempotency_key, first.replayed) == (259, 259, "c1", "order:o1", True)
         again = service.earn(session, clock, EarnIn(rule="order", reference="o1"))
-        assert again == first.model_copy(update={"replayed": True})
+        assert again == first
         with pytest.raises(ValidationFailed) as mismatch:
             service.earn(session, clock, EarnIn(rule="order", reference="o1",
                                                 customer_external_id="c2"))

@@ -10,7 +10,7 @@ from shequ.analytics.segments import PRESETS
 from shequ.core.db import transaction
 from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
-from shequ.demo import moderators
+from shequ.demo import moderators, points
 from shequ.demo.generator import Community, generate
 from shequ.domains.alerts import service as alerts
 from shequ.domains.catalog import service as catalog
@@ -128,6 +128,18 @@ def _moderation(services: Services, community: Community, on_progress: Progress
             "overturn_rate": figures.overturn_rate, "waiting": figures.waiting}
 
 
+def _commerce(services: Services, community: Community, on_progress: Progress
+              ) -> dict[str, Any]:
+    """Points, then the social-commerce areas, each through its own service."""
+    steps = (("points", points.run),)
+    found: dict[str, Any] = {}
+    for done, (name, run) in enumerate(steps):
+        on_progress("commerce", done, len(steps))
+        found[name] = run(services, community)
+    on_progress("commerce", len(steps), len(steps))
+    return found
+
+
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
               on_progress: Progress = _quiet) -> dict[str, Any]:
     """Generate the ``size`` community for ``seed`` ending on ``end``, load it, summarise."""
@@ -142,6 +154,7 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
     _customer_intelligence(services, last, on_progress)
     _content_ecosystem(services, on_progress)
     moderation = _moderation(services, community, on_progress)
+    commerce = _commerce(services, community, on_progress)
     counts = {
         "brands": len(community.brands), "products": len(community.products),
         "customers": len(community.customers), "devices": len(community.devices),
@@ -151,4 +164,5 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
         "hubs": len(community.hubs), "events": event_rows,
     }
     return {"size": size, "seed": seed, "window": [first.isoformat(), last.isoformat()],
-            "counts": counts, "planted": community.planted, "moderation": moderation}
+            "counts": counts, "planted": community.planted, "moderation": moderation,
+            "commerce": commerce}

@@ -8,11 +8,13 @@ from shequ.core.clock import Clock, SystemClock
 from shequ.core.db import make_engine, make_session_factory
 from shequ.core.settings import Settings
 from shequ.core.web import Services
+from shequ.entrypoints.registry import load_hooks
 
 
 def bootstrap(settings: Settings, clock: Clock | None = None) -> Services:
     """Services for ``settings``: the OLTP engine now, the event store on first use."""
     settings.ensure_home()
+    load_hooks()  # the domains' order-transition hooks
     engine = make_engine(settings.resolved_database_url)
     extras: dict[str, Any] = {"engine": engine}
     return Services(settings=settings, sessions=make_session_factory(engine),

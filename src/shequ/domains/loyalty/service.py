@@ -13,6 +13,12 @@ Every movement of points (docs/points.md):
   another debit; the cached balance is updated in the same transaction and a CHECK keeps
   it from going below zero.
 
+Orders earn by themselves: an order moved to ``paid`` earns its points (key
+``order:<order>``, the same key as an earn request for it, so a shop that also posts the
+earn gets a replay), and a refund takes them back (key ``order-refund:<order>``) as far as
+the balance allows; points already spent stay spent and the movement's reason says how
+many could not be taken back.
+
 Points live in lots (one per credit) that expire ``POINTS_VALID_DAYS`` after they were
 earned. A debit takes points from the lots that expire soonest first, after expiring the
 account's lots that are due, so points past their expiry are never spent.
@@ -63,7 +69,7 @@ from shequ.domains.loyalty.schemas import (
     VerifyIn,
     VerifyOut,
 )
-from shequ.domains.orders.service import get_order
+from shequ.domains.orders.service import OrderTransition, get_order, on_transition
 
 __all__ = [
     "EARN_RULES", "POINTS_VALID_DAYS", "adjust", "balance", "earn", "expire", "ledger_total",
@@ -320,6 +326,41 @@ def earn(session: Session, clock: Clock, data: EarnIn, *,
         customer_key, points = data.customer_external_id, rule.points
     return _earn(session, clock.now(), customer_key, kind="earn", key=key, points=points,
                  reason=f"{rule.reason}: {data.reference}")
+
+
+def _on_order(session: Session, clock: Clock, moved: OrderTransition) -> None:
+    """Earn when an order is paid; take the points back when it is refunded."""
+    if moved.to_status == "paid":
+        points = moved.total_fen // EARN_RULES["order"].fen_per_point
+        if points > 0:
+            customer_key = customer_keys_by_id(session, [moved.customer_id])[moved.customer_id]
+            _earn(session, moved.at, customer_key, kind="earn", key=f"order:{moved.external_id}",
+                  points=points, reason=f"{EARN_RULES['order'].reason}: {moved.external_id}")
+    elif moved.to_status == "refunded":
+        _claw_back(session, moved)
+
+
+def _claw_back(session: Session, moved: OrderTransition) -> None:
+    earned = _movement(session, f"order:{moved.external_id}")
+    key = f"order-refund:{moved.external_id}"
+    if earned is None or _movement(session, key) is not None:
+        return
+    account = _lock_account(session, moved.customer_id, moved.at)
+    if _movement(session, key) is not None:
+        return
+    _expire_due(session, moved.at, account)
+    assert account.balance is not None
+    take = min(earned.points, account.balance)
+    if take == 0:
+        return
+    short = earned.points - take
+    reason = f"order refunded: {moved.external_id}" + (
+        f" ({short} of its {earned.points} points were already spent)" if short else "")
+    _debit(session, moved.at, account, kind="adjust", key=key, points=take, system="issued",
+           reason=reason, attr="points")
+
+
+on_transition("loyalty.points", _on_order)
 
 
 def sign_in(session: Session, clock: Clock, data: SignInIn, *, zone: ZoneInfo = SHANGHAI,

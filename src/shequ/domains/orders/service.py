@@ -3,9 +3,18 @@
 Every stock movement here is exactly-once: checkout is idempotent on the shop's order
 number, and a transition is a conditional UPDATE on the current status, so two racing
 cancels restock once.
+
+Other domains hear of transitions through :func:`on_transition` (points earned when an
+order is paid, taken back when it is refunded; referral commissions clawed back): their
+handlers run in the transaction that moves the order, once per transition that happens,
+so a handler's effect commits or rolls back with the move itself.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,10 +41,9 @@ from shequ.domains.orders.queries import (
 from shequ.domains.orders.schemas import LineIn, OrderIn, OrderOut, Status
 
 __all__ = [
-    "IMPORTERS", "NEXT_STATUSES", "active_customers", "bulk_load_orders", "create_order",
-    "get_order", "gmv_and_orders", "import_orders", "latest_payment", "list_orders",
-    "purchased_lines",
-    "purchases", "transition_order",
+    "IMPORTERS", "NEXT_STATUSES", "OrderTransition", "active_customers", "bulk_load_orders",
+    "create_order", "get_order", "gmv_and_orders", "import_orders", "latest_payment",
+    "list_orders", "on_transition", "purchased_lines", "purchases", "transition_order",
 ]
 
 NEXT_STATUSES: dict[str, frozenset[str]] = {
@@ -45,6 +53,34 @@ NEXT_STATUSES: dict[str, frozenset[str]] = {
     "completed": frozenset({"refunded"}),
 }
 RESTOCKING = frozenset({"cancelled", "refunded"})
+
+
+@dataclass(frozen=True)
+class OrderTransition:
+    """An order that has just moved from ``from_status`` to ``to_status`` at ``at``."""
+
+    order_id: int
+    external_id: str
+    customer_id: int
+    from_status: str
+    to_status: str
+    at: datetime
+    total_fen: int
+
+
+TransitionHandler = Callable[[Session, Clock, OrderTransition], None]
+_HANDLERS: dict[str, TransitionHandler] = {}
+
+
+def on_transition(name: str, handler: TransitionHandler) -> None:
+    """Call ``handler`` for every order transition from now on (one handler per ``name``,
+    so importing a module twice does not register it twice)."""
+    _HANDLERS[name] = handler
+
+
+def _announce(session: Session, clock: Clock, moved: OrderTransition) -> None:
+    for name in sorted(_HANDLERS):
+        _HANDLERS[name](session, clock, moved)
 
 
 def _content(data: OrderIn) -> OrderIn:
@@ -141,6 +177,11 @@ def _move(session: Session, clock: Clock, order_id: int, current: str, to: str) 
         release_stock(session, list(lines))
     audit.record(session, action="update", entity="orders", entity_id=str(order_id),
                  before={"status": current}, after={"status": to, f"{to}_at": now.isoformat()})
+    row = session.execute(select(Order.external_id, Order.customer_id, Order.total_fen)
+                          .where(Order.id == order_id)).one()
+    _announce(session, clock, OrderTransition(
+        order_id=order_id, external_id=row.external_id, customer_id=row.customer_id,
+        from_status=current, to_status=to, at=now, total_fen=row.total_fen))
     return True
 
 
