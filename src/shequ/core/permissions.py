@@ -24,6 +24,8 @@ PERMISSIONS: frozenset[str] = frozenset(
         "alerts:write",
         "analytics:read",
         "audit:read",
+        "campaigns:read",
+        "campaigns:write",
         "catalog:read",
         "catalog:write",
         "community:read",
@@ -64,7 +66,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
                                       "content:read", "analytics:read", "events:read",
                                       "insight:read", "membership:read", "segments:read",
                                       "segments:write", "community:read", "loyalty:read",
-                                      "loyalty:write"}),
+                                      "loyalty:write", "campaigns:read",
+                                      "campaigns:write"}),
     Role.PARTNER: frozenset({"catalog:read", "orders:read", "content:read", "analytics:read",
                              "community:read"}),
 }
