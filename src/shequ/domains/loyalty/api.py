@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from shequ.core.errors import NotFound
 from shequ.core.permissions import Principal
 from shequ.core.web import DbSession, ServicesDep, require
-from shequ.domains.loyalty import service
+from shequ.domains.loyalty import qr, reports, service
 from shequ.domains.loyalty.schemas import (
     AdjustIn,
     BalanceOut,
@@ -104,6 +105,35 @@ def get_redemption(session: DbSession, wired: ServicesDep, principal: Reader,
                    key: Key) -> RedemptionOut:
     return service.show_redemption(session, key, secret_key=wired.settings.secret_key,
                                    principal=principal)
+
+
+@router.get("/redemptions/{key}/qr.svg", response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}}})
+def get_redemption_qr(session: DbSession, wired: ServicesDep, principal: Reader, key: Key,
+                      scale: Annotated[int, Query(ge=1, le=qr.MAX_SCALE)] = qr.DEFAULT_SCALE
+                      ) -> Response:
+    """The store code of an offline redemption as a QR image (SVG). The image is drawn
+    whatever the code's state; the redemption's JSON says whether it is still usable."""
+    found = service.show_redemption(session, key, secret_key=wired.settings.secret_key,
+                                    principal=principal)
+    if found.store_code is None:
+        raise NotFound("no_store_code", f"redemption {key!r} is not of an offline reward: "
+                       "it has no store code", "redemption_key")
+    image = qr.svg(found.store_code.code, scale=scale, title=found.reward)
+    return Response(image, media_type="image/svg+xml",
+                    headers={"Cache-Control": "private, no-store"})
+
+
+@router.get("/customers/{customer}/redemptions", response_model=reports.RedemptionPage)
+def get_customer_redemptions(session: DbSession, wired: ServicesDep, principal: Reader,
+                             customer: Key,
+                             before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                             limit: Annotated[int, Query(ge=1, le=100)] = 20
+                             ) -> reports.RedemptionPage:
+    """A customer's redemptions newest first, with each store code's state (unused, used,
+    void, expired); the code text is on ``GET /redemptions/{key}``."""
+    return reports.customer_redemptions(session, customer, wired.clock.now(), before=before,
+                                        limit=limit, principal=principal)
 
 
 @router.post("/refund", response_model=RedemptionOut, status_code=201)

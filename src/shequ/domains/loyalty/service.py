@@ -187,8 +187,14 @@ def _movement_out(row: PointsMovement, customer_key: str, *,
                        created_at=row.created_at, replayed=replayed)
 
 
-def _same_or_refuse(row: PointsMovement, kind: str, customer_id: int) -> None:
-    if row.kind != kind or row.customer_id != customer_id:
+def _same_or_refuse(row: PointsMovement, kind: str, customer_id: int, *,
+                    delta: int | None = None, reason: str | None = None) -> None:
+    """Refuse a key stored for another movement: another kind or customer, or (when given)
+    other points or another reason."""
+    stored = row.points if row.credit else -row.points
+    if (row.kind != kind or row.customer_id != customer_id
+            or (delta is not None and stored != delta)
+            or (reason is not None and row.reason != reason)):
         raise Conflict("idempotency_key_used", f"idempotency key {row.idempotency_key!r} "
                        "was used for another movement", "idempotency_key")
 
@@ -397,7 +403,7 @@ def adjust(session: Session, clock: Clock, data: AdjustIn, *,
                              points=-data.points, system="issued", reason=data.reason,
                              attr="points")
             return _movement_out(row, data.customer_external_id)
-    _same_or_refuse(existing, "adjust", customer_id)
+    _same_or_refuse(existing, "adjust", customer_id, delta=data.points, reason=data.reason)
     return _movement_out(existing, data.customer_external_id, replayed=True)
 
 
