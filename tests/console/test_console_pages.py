@@ -152,7 +152,10 @@ def test_analyst_sees_no_admin_pages(client: TestClient, services: Services) -> 
         "/console/value-matrix", "/console/segments", "/console/lifecycle",
         "/console/membership", "/console/content", "/console/creators", "/console/hubs",
         "/console/reports/needs", "/console/moderation", "/console/moderation/lexicon",
-        "/console/moderation/incidents", "/console/products"]
+        "/console/moderation/incidents", "/console/campaigns", "/console/calendar",
+        "/console/group-buying", "/console/coupons", "/console/invite-tasks",
+        "/console/referrals", "/console/points", "/console/points/rewards",
+        "/console/products"]
     assert "数据分析师" in page.text
     denied = client.get("/console/api-keys")
     assert denied.status_code == 403
@@ -172,6 +175,9 @@ def test_every_nav_link_of_an_admin_opens(client: TestClient, services: Services
                      "/console/content", "/console/creators", "/console/hubs",
                      "/console/reports/needs", "/console/moderation",
                      "/console/moderation/lexicon", "/console/moderation/incidents",
+                     "/console/campaigns", "/console/calendar", "/console/group-buying",
+                     "/console/coupons", "/console/invite-tasks", "/console/referrals",
+                     "/console/points", "/console/points/rewards", "/console/points/verify",
                      "/console/products", "/console/audit", "/console/api-keys"]
     assert {link: client.get(link).status_code for link in links} == dict.fromkeys(links, 200)
 
@@ -179,7 +185,7 @@ def test_every_nav_link_of_an_admin_opens(client: TestClient, services: Services
 def test_unknown_console_page_is_an_html_404(client: TestClient, services: Services) -> None:
     add_user(services, "admin", "admin")
     log_in(client, "admin")
-    r = client.get("/console/campaigns")
+    r = client.get("/console/no-such-page")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("text/html")
     assert "页面不存在" in r.text

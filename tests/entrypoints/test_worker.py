@@ -126,3 +126,19 @@ def test_points_expiry_runs_daily_on_an_empty_shop(queue: Queue) -> None:
     assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 16, 12))] == [
         "expire_points"]
     assert queue.expire_points.call_local() == 0  # no points yet: nothing expires
+
+
+def test_group_expiry_runs_every_five_minutes_clear_of_the_hourly_jobs(queue: Queue) -> None:
+    for minute in (3, 8, 33, 58):
+        assert [t.name for t in queue.huey.read_periodic(
+            datetime(2026, 11, 20, 8, minute))] == ["expire_groups"]
+    for minute in (0, 5, 10, 12, 15, 20, 25, 30, 35):
+        assert "expire_groups" not in [t.name for t in queue.huey.read_periodic(
+            datetime(2026, 11, 20, 8, minute))]
+    assert queue.expire_groups.call_local() == 0  # no groups yet: nothing closes
+
+
+def test_commission_settlement_runs_daily_on_an_empty_shop(queue: Queue) -> None:
+    assert [t.name for t in queue.huey.read_periodic(datetime(2026, 11, 20, 16, 20))] == [
+        "settle_commissions"]
+    assert queue.settle_commissions.call_local() == 0  # no commissions yet

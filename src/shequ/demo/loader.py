@@ -10,7 +10,7 @@ from shequ.analytics.segments import PRESETS
 from shequ.core.db import transaction
 from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
-from shequ.demo import moderators, points
+from shequ.demo import campaigns, coupons, group_buying, moderators, points, referrals
 from shequ.demo.generator import Community, generate
 from shequ.domains.alerts import service as alerts
 from shequ.domains.catalog import service as catalog
@@ -130,8 +130,11 @@ def _moderation(services: Services, community: Community, on_progress: Progress
 
 def _commerce(services: Services, community: Community, on_progress: Progress
               ) -> dict[str, Any]:
-    """Points, then the social-commerce areas, each through its own service."""
-    steps = (("points", points.run),)
+    """Points, then the social-commerce areas, each through its own service; campaigns
+    last, so their results read the orders and posts the others made."""
+    steps = (("points", points.run), ("group_buying", group_buying.run),
+             ("coupons", coupons.run), ("referrals", referrals.run),
+             ("campaigns", campaigns.run))
     found: dict[str, Any] = {}
     for done, (name, run) in enumerate(steps):
         on_progress("commerce", done, len(steps))

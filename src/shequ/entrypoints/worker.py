@@ -19,6 +19,7 @@ from shequ.core.db import transaction
 from shequ.core.permissions import CLI_PRINCIPAL
 from shequ.core.web import Services
 from shequ.domains.alerts import service as alerts
+from shequ.domains.campaigns import service as campaigns
 from shequ.domains.community import service as community
 from shequ.domains.content import needs
 from shequ.domains.content import service as content
@@ -47,6 +48,8 @@ class Queue:
     refresh_content: Any
     detect_crises: Any
     expire_points: Any
+    expire_groups: Any
+    settle_commissions: Any
 
 
 def make_huey(queue_url: str, name: str = "shequ") -> Huey:
@@ -155,11 +158,30 @@ def build_queue(services: Services, queue_url: str | None = None, name: str = "s
         log.info("points expiry: %d points of %d lots", report.points, report.lots)
         return int(report.points)
 
+    # Every five minutes (minutes 3, 8, 13, …, clear of the other jobs): group-buying
+    # groups past their deadline succeed or expire, expired groups are refunded, and ended
+    # offers return their unsold units (each group in its own transaction; idempotent;
+    # docs/group-buying.md).
+    @huey.periodic_task(crontab(minute="3-59/5"), name="expire_groups")  # type: ignore[untyped-decorator]
+    def expire_groups() -> int:
+        report = campaigns.groups.expire_groups(services)
+        log.info("group buying: %s", report)
+        return int(report["succeeded"]) + int(report["expired"])
+
+    # Daily at 16:20 UTC (00:20 in Shanghai): referral commissions whose return window has
+    # passed are settled, each in its own transaction (docs/referrals.md).
+    @huey.periodic_task(crontab(hour="16", minute="20"), name="settle_commissions")  # type: ignore[untyped-decorator]
+    def settle_commissions() -> int:
+        report = campaigns.referrals.settle_commissions(services)
+        log.info("referral settlement: %s", report)
+        return int(report.get("settled", 0))
+
     return Queue(huey=huey, rollup_events=rollup_events, daily_rollup=daily_rollup,
                  refresh_metrics=refresh_metrics, evaluate_alerts=evaluate_alerts,
                  refresh_customers=refresh_customers, refresh_segments=refresh_segments,
                  refresh_content=refresh_content, detect_crises=detect_crises,
-                 expire_points=expire_points)
+                 expire_points=expire_points, expire_groups=expire_groups,
+                 settle_commissions=settle_commissions)
 
 
 def start_embedded_consumer(queue: Queue) -> Consumer:

@@ -12,14 +12,19 @@ from fastapi.staticfiles import StaticFiles
 from shequ.core.web import Services
 from shequ.entrypoints.console import (
     behaviour,
+    campaign_pages,
     community_pages,
     content_pages,
+    coupon_pages,
     customers,
+    group_pages,
     keys,
     login,
     moderation_pages,
     monitoring,
     pages,
+    points_pages,
+    referral_pages,
     report_pages,
     segment_pages,
     tier_pages,
@@ -36,6 +41,8 @@ def mount(app: FastAPI) -> None:
     for router in (login.root_router, login.router, pages.router, behaviour.router,
                    monitoring.router, customers.router, segment_pages.router,
                    tier_pages.router, content_pages.router, community_pages.router,
-                   report_pages.router, moderation_pages.router, keys.router):
+                   report_pages.router, moderation_pages.router, campaign_pages.router,
+                   group_pages.router, coupon_pages.router, referral_pages.router,
+                   points_pages.router, keys.router):
         app.include_router(router)
     install_console_errors(app)
