@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from shequ.core.clock import FixedClock
 from shequ.core.db import transaction
-from shequ.core.errors import ShequError
+from shequ.core.errors import NotFound, ShequError
 from shequ.core.web import Services
 from shequ.demo.generator import Community
 from shequ.domains.loyalty import service as loyalty
@@ -96,33 +96,44 @@ def _run(services: Services, steps: list[_Step]) -> int:
 
 
 def _redeem(services: Services, community: Community, rng: random.Random) -> dict[str, int]:
-    """Customers who can afford a reward take one near the end; some codes are used."""
+    """Customers who can afford a reward take one near the end; some codes are used.
+
+    Every customer draws the same numbers whatever happens, and a customer whose demo
+    redemption exists already is counted, not asked again: running it twice changes
+    nothing."""
     secret = services.settings.secret_key
     counts = {"redemptions": 0, "codes_verified": 0, "refused": 0}
     end = community.end
-    with transaction(services.sessions) as session:
-        rich = [(row["external_id"], loyalty.balance(session, row["external_id"]).balance)
-                for row in community.customers]
-    for key, points in rich:
-        affordable = [r for r in REWARDS if r.cost_points <= points]
-        if not affordable or rng.random() >= REDEEM_SHARE:
-            continue
-        reward = rng.choice(affordable)
-        at = end - timedelta(days=rng.uniform(1, 10))
+    for row in community.customers:
+        key = row["external_id"]
+        roll, choice, days, visit, hours = (rng.random(), rng.random(), rng.uniform(1, 10),
+                                            rng.random(), rng.uniform(2, 20))
+        store = STORES[int(choice * 1_000) % len(STORES)]
         with transaction(services.sessions) as session:
             try:
-                done = loyalty.redeem(session, FixedClock(at), RedeemIn(
-                    customer_external_id=key, reward=reward.code,
-                    idempotency_key=f"demo-redeem:{key}"), secret_key=secret)
-            except ShequError:  # a reward that ran out of stock meanwhile
-                counts["refused"] += 1
-                continue
+                done = loyalty.show_redemption(session, f"demo-redeem:{key}", secret_key=secret)
+            except NotFound:
+                points = loyalty.balance(session, key).balance
+                affordable = [r for r in REWARDS if r.cost_points <= points]
+                if not affordable or roll >= REDEEM_SHARE:
+                    continue
+                reward = affordable[int(choice * len(affordable))]
+                at = end - timedelta(days=days)
+                try:
+                    done = loyalty.redeem(session, FixedClock(at), RedeemIn(
+                        customer_external_id=key, reward=reward.code,
+                        idempotency_key=f"demo-redeem:{key}"), secret_key=secret)
+                except ShequError:  # a reward that ran out of stock meanwhile
+                    counts["refused"] += 1
+                    continue
+                if done.store_code is not None and visit < VERIFIED_SHARE:
+                    used = done.movement.created_at + timedelta(hours=hours)
+                    loyalty.verify_code(session, FixedClock(min(used, end)), VerifyIn(
+                        code=done.store_code.code, store_id=store), secret_key=secret)
+                    done = loyalty.show_redemption(session, f"demo-redeem:{key}",
+                                                   secret_key=secret)
             counts["redemptions"] += 1
-            if done.store_code is not None and rng.random() < VERIFIED_SHARE:
-                used = at + timedelta(hours=rng.uniform(2, 20))
-                loyalty.verify_code(session, FixedClock(min(used, end)), VerifyIn(
-                    code=done.store_code.code, store_id=rng.choice(STORES)), secret_key=secret)
-                counts["codes_verified"] += 1
+            counts["codes_verified"] += bool(done.store_code and done.store_code.used_at)
     return counts
 
 
