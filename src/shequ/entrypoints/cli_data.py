@@ -136,6 +136,33 @@ def _print_summary(summary: dict[str, Any]) -> None:
                   f"decision p50 {minutes('p50_minutes')}, p95 {minutes('p95_minutes')}; "
                   f"decided by a moderator p50 {minutes('human_p50_minutes')}, "
                   f"p95 {minutes('human_p95_minutes')}")
+    _print_commerce(summary.get("commerce") or {})
+
+
+def _print_commerce(commerce: dict[str, Any]) -> None:
+    """One line per commerce area the demo built (docs/demo.md)."""
+    lines = []
+    if points := commerce.get("points"):
+        lines.append(f"points: {points['earn_movements']:,} earnings, "
+                     f"{points['redemptions']:,} rewards redeemed, "
+                     f"{points['codes_verified']:,} store codes used")
+    if groups := commerce.get("group_buying"):
+        lines.append(f"group buying: {groups['groups']:,} groups on {groups['offers']} offers, "
+                     f"{groups['succeeded']:,} succeeded, {groups['expired']:,} expired and "
+                     f"refunded, {groups['new_customers']:,} new customers")
+    if coupons := commerce.get("coupons"):
+        lines.append(f"coupons: {coupons['issued']:,} issued on {coupons['templates']} "
+                     f"templates, {coupons['redeemed']:,} redeemed at checkout")
+    if referrals := commerce.get("referrals"):
+        lines.append(f"referrals: {referrals['promoters']} promoters, "
+                     f"{referrals['commissions']} commissions ({referrals['settled']} settled), "
+                     f"invite task with {referrals['invitees']} invitees")
+    if campaigns := commerce.get("campaigns"):
+        conflicts = sum(campaigns["conflicts"].values())
+        lines.append(f"campaigns: {campaigns['campaigns']} ({campaigns['esg']} ESG), "
+                     f"{conflicts} calendar conflicts to look at")
+    for line in lines:
+        err.print(line)
 
 
 def _import_events(wired: Services, path: Path, file_format: str) -> dict[str, Any]:
