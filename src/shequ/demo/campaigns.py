@@ -56,6 +56,9 @@ def _kg(name: str) -> Decimal:
     return (grams / 1000).quantize(Decimal("0.001"))
 
 
+SMALL_ORDERS = 1_500  # the small demo's orders, for which the KPI targets below are written
+
+
 def _phases(first: date, *spans: tuple[str, int, int]) -> list[PhaseIn]:
     """Phases as ``(kind, first day offset, last day offset)`` from ``first``."""
     return [PhaseIn(kind=kind, starts_on=first + timedelta(days=a),
@@ -69,8 +72,14 @@ def _evening(day: date, start_h: int, end_h: int, zone: ZoneInfo,
                   ends_at=datetime.combine(day, time(end_h), zone))
 
 
+def _kpi(scale: float, **targets: int) -> KpiIn:
+    """KPI targets written for the small demo, grown with the demo's order count."""
+    return KpiIn(**{name: round(value * scale) for name, value in targets.items()})
+
+
 def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
            stock: dict[str, int]) -> list[CampaignIn]:
+    scale = max(1.0, len(community.orders) / SMALL_ORDERS)
     products = community.products
     by_brand = {b["external_id"]: [p for p in products if p["brand_external_id"]
                                    == b["external_id"]] for b in community.brands}
@@ -96,7 +105,7 @@ def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
             ends_on=brand_day + timedelta(days=12), phases=_phases(brand_day, *four),
             products=[ProductLineIn(sku=p["sku"]) for p in by_brand[first_brand][:4]],
             channels=[_evening(brand_day + timedelta(days=5), 19, 22, zone)],
-            budget_fen=8_000_000, kpi=KpiIn(gmv_fen=3_000_000, orders=60, new_customers=10,
+            budget_fen=8_000_000, kpi=_kpi(scale, gmv_fen=3_000_000, orders=60, new_customers=10,
                                             ugc_posts=15)),
         CampaignIn(
             code="demo-mid-autumn", name="中秋礼遇季", tier="holiday", starts_on=autumn,
@@ -105,7 +114,7 @@ def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
                            ("conversion", 7, 11), ("word_of_mouth", 12, 15)),
             products=[ProductLineIn(sku=sku) for sku in top[:5]],
             channels=[_evening(autumn + timedelta(days=7), 10, 22, zone, "app_home_banner")],
-            budget_fen=20_000_000, kpi=KpiIn(gmv_fen=10_000_000, orders=200, new_customers=30,
+            budget_fen=20_000_000, kpi=_kpi(scale, gmv_fen=10_000_000, orders=200, new_customers=30,
                                              ugc_posts=40)),
         CampaignIn(
             code="demo-double-11", name="双十一狂欢节", tier="holiday", starts_on=double11,
@@ -115,7 +124,7 @@ def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
             products=[ProductLineIn(sku=sku) for sku in top],
             channels=[_evening(double11 + timedelta(days=21), 20, 23, zone),
                       _evening(double11 + timedelta(days=11), 0, 23, zone, "app_home_banner")],
-            budget_fen=50_000_000, kpi=KpiIn(gmv_fen=30_000_000, orders=500,
+            budget_fen=50_000_000, kpi=_kpi(scale, gmv_fen=30_000_000, orders=500,
                                              new_customers=60, ugc_posts=80)),
         CampaignIn(
             code="demo-help-farmers", name="助农丰收季", tier="hot_topic", kind="esg",
@@ -129,7 +138,7 @@ def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
                                     impact_per_unit=_kg(str(p["name"]))) for p in food],
             channels=[_evening(farm + timedelta(days=6), 19, 21, zone, "wechat_group")],
             budget_fen=3_000_000, donation_bp=DONATION_BP,
-            kpi=KpiIn(gmv_fen=2_000_000, orders=100, new_customers=10, ugc_posts=20)),
+            kpi=_kpi(scale, gmv_fen=2_000_000, orders=100, new_customers=10, ugc_posts=20)),
         CampaignIn(
             code="demo-first-snow", name="初雪暖冬热点", tier="hot_topic", starts_on=snow,
             ends_on=snow + timedelta(days=8),
@@ -137,7 +146,7 @@ def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
                            ("word_of_mouth", 6, 8)),
             products=[ProductLineIn(sku=clash, allocation=held)],
             channels=[_evening(day2, 20, 22, zone)], budget_fen=1_000_000,
-            kpi=KpiIn(gmv_fen=1_000_000, orders=50)),
+            kpi=_kpi(scale, gmv_fen=1_000_000, orders=50)),
         CampaignIn(
             code="demo-brand-day-2", name=f"{community.brands[1]['name']}品牌日",
             tier="brand_day", brand=second_brand, starts_on=day2,
@@ -145,7 +154,7 @@ def _plans(community: Community, last: date, anchor: date, zone: ZoneInfo,
             products=[ProductLineIn(sku=clash, allocation=held),
                       *(ProductLineIn(sku=p["sku"]) for p in by_brand[second_brand][1:3])],
             channels=[_evening(day2, 21, 23, zone)], budget_fen=15_000_000,
-            kpi=KpiIn(gmv_fen=5_000_000, orders=100, new_customers=20, ugc_posts=30)),
+            kpi=_kpi(scale, gmv_fen=5_000_000, orders=100, new_customers=20, ugc_posts=30)),
     ]
 
 
