@@ -27,7 +27,10 @@ def test_counts_reach_the_stores(summary: dict[str, object], client: TestClient,
     counts = summary["counts"]
     assert isinstance(counts, dict)
     assert client.get("/api/v1/products", headers=admin_headers).json()["total"] == 60
-    assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == 500
+    assert counts["customers"] == 500
+    assert 0 < counts["customers_signed_up"] < 100  # friends who signed up by referral
+    assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == (
+        500 + counts["customers_signed_up"])
     assert counts["events"] == events.event_count(services) == 20_000
     orders = client.get("/api/v1/orders?limit=1", headers=admin_headers).json()["total"]
     assert orders == counts["orders"]
@@ -65,7 +68,8 @@ def test_loading_twice_is_refused_and_leaves_one_copy(services: Services,
     assert first["counts"]["customers"] == 500  # type: ignore[index]
     with pytest.raises(Exception, match=r"(?i)unique|already|integrity"):
         load_demo(services, size="small", seed=7, end=END)
-    assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == 500
+    assert client.get("/api/v1/customers", headers=admin_headers).json()["total"] == (
+        500 + first["counts"]["customers_signed_up"])  # type: ignore[index]
     assert events.event_count(services) == 20_000
 
 

@@ -71,7 +71,8 @@ def test_refresh_profiles_every_buyer(demo: dict[str, Any], services: Services) 
         paid = orders.purchases(session, until=local_day_bounds(
             END, END, services.settings.zone)[1])
     assert report.buyers == len(np.unique(paid.customer_ids)) > 100
-    assert report.customers == 500
+    # the community's 500 and the friends who signed up through the referral demo
+    assert report.customers == 500 + demo["counts"]["customers_signed_up"]
     assert set(report.models) == {"bgnbd", "gamma_gamma"}
     rows = _profiles(services)
     assert len(rows) == report.buyers
@@ -127,7 +128,7 @@ def test_dimensions_and_tags(demo: dict[str, Any], services: Services) -> None:
     report = insight.refresh(services, as_of=END)
     store = events.event_store(services)
     dims = store.to_arrow(store.table("dim_customers")).to_pylist()
-    assert len(dims) == 500
+    assert len(dims) == 500 + demo["counts"]["customers_signed_up"]
     bought = [d for d in dims if d["rfm_group"] is not None]
     assert len(bought) == report.buyers
     assert all(d["value_tier"] in ("t1", "t2", "t3", "t4", "t5") for d in bought)

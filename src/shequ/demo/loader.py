@@ -165,6 +165,8 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
         "reviews": len(community.reviews), "posts": len(community.posts),
         "comments": len(community.comments), "creators": len(community.creators),
         "hubs": len(community.hubs), "events": event_rows,
+        # invitees and referred friends who signed up during the referral demo
+        "customers_signed_up": int(commerce.get("referrals", {}).get("signed_up", 0)),
     }
     return {"size": size, "seed": seed, "window": [first.isoformat(), last.isoformat()],
             "counts": counts, "planted": community.planted, "moderation": moderation,

@@ -50,7 +50,7 @@ TASK_CODE = "demo-invite-3"
 INVITERS = 6
 PROMOTER_CODES = ("DEMOA888", "DEMOB888", "DEMOC888", "DEMOD888")
 REFERRED_PER_PROMOTER = (5, 4, 3, 3)
-START_DAYS_BEFORE_END = 35
+START_DAYS_BEFORE_END = 80  # everything happens inside the demo window
 SURNAMES = "王李张刘陈杨赵黄周吴"
 GIVEN = ("小雨", "晓晨", "子涵", "一诺", "思远", "欣怡", "浩然", "雨桐", "梓萱", "俊杰")
 
@@ -123,7 +123,7 @@ def _invite_task(run: _Run, community: Community) -> list[str]:
     start = run.clock.now()
     inviters = _inviters(community, run)
     veterans = sorted({row["customer_external_id"] for row in community.orders
-                       if row["created_at"] < start - timedelta(days=30)} - set(inviters))
+                       if row["created_at"] < start} - set(inviters))
     with transaction(run.services.sessions, actor="cli", clock=run.clock) as session:
         invites.create_task(session, run.clock, InviteTaskIn(
             code=TASK_CODE, name="邀请3位好友首单 得500积分", goal=3, counts="first_paid_order",
@@ -182,19 +182,25 @@ def _referrals(run: _Run, community: Community, inviters: list[str]) -> dict[str
             run.later(30)
             referrals.click(session, run.clock, ClickIn(code=brought_by, customer=who))
             referrals.make_promoter(session, run.clock, PromoterIn(customer=who, code=code))
+    comebacks: list[tuple[str, datetime]] = []  # (buyer, when they clicked)
     for code, count in zip(PROMOTER_CODES, REFERRED_PER_PROMOTER, strict=True):
         for n in range(count):
-            run.later(float(run.rng.integers(30, 12 * 60)))
+            run.later(float(run.rng.integers(30, 6 * 60)))
             with transaction(run.services.sessions, actor="cli", clock=run.clock) as session:
                 buyer = run.person(session, "rf")
                 referrals.click(session, run.clock, ClickIn(code=code, customer=buyer))
                 for _ in range(int(run.rng.integers(1, 3))):
-                    run.later(float(run.rng.integers(10, 3 * 24 * 60)))
+                    run.later(float(run.rng.integers(10, 24 * 60)))
                     paid.append(run.order(session, buyer, device=f"dv-{buyer}",
                                           payment=f"wxpay:{buyer}"))
-                if n == 0:  # comes back after the attribution window: no commission
-                    run.later(8 * 24 * 60)
-                    late.append(run.order(session, buyer))
+                if n == 0:
+                    comebacks.append((buyer, run.clock.now()))
+    # Each promoter's first customer comes back after the attribution window (7 days):
+    # no commission for that order.
+    for buyer, clicked in comebacks:
+        run.at(clicked + timedelta(days=8))
+        with transaction(run.services.sessions, actor="cli", clock=run.clock) as session:
+            late.append(run.order(session, buyer))
     return {"paid": paid, "late": late}
 
 
@@ -223,6 +229,9 @@ def run(services: Services, community: Community) -> dict[str, Any]:
     with transaction(services.sessions, actor="cli", clock=state.clock) as session:
         for number in refunded_late:
             orders.transition_order(session, state.clock, CLI_PRINCIPAL, number, "refunded")
+    if state.clock.now() > community.end:  # the demo's data never runs past its window
+        raise RuntimeError(f"the referral demo ran to {state.clock.now():%Y-%m-%d %H:%M}, "
+                           f"past the window's end {community.end:%Y-%m-%d %H:%M}")
     with transaction(services.sessions) as session:
         board = invites.board(session, TASK_CODE)
         outcomes = Counter(i.reason or i.state for p in board.inviters for i in p.invitees)
@@ -230,6 +239,7 @@ def run(services: Services, community: Community) -> dict[str, Any]:
                        for c in referrals.commissions_of_order(session, n)]
         promoters = referrals.list_promoters(session)
     return {
+        "signed_up": state.new_people,
         "invite_task": TASK_CODE,
         "inviters": len(board.inviters),
         "invitees": sum(outcomes.values()),
