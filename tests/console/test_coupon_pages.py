@@ -74,6 +74,8 @@ def admin(services: Services) -> Iterator[TestClient]:
     add_user(services, "admin", "admin")
     with TestClient(app_with_pages(services)) as client:
         assert log_in(client, "admin").status_code == 303
+        # these tests read the English labels; test_console_i18n covers the catalogs
+        assert client.get("/console/lang/en", follow_redirects=False).status_code == 303
         yield client
 
 

@@ -103,6 +103,8 @@ def own(tmp_path: Path) -> Iterator[Services]:
 def client_for(services: Services, username: str) -> Iterator[TestClient]:
     with TestClient(app_for(services)) as c:
         assert log_in(c, username).status_code == 303
+        # these tests read the English labels; test_console_i18n covers the catalogs
+        assert c.get("/console/lang/en", follow_redirects=False).status_code == 303
         yield c
 
 

@@ -64,7 +64,7 @@ FIELD_MESSAGES = {
     "reward_points": N_("Give 1 to 1,000,000 points."),
     "starts_on": N_("Enter a date (YYYY-MM-DD)."),
     "ends_on": N_("Enter a date (YYYY-MM-DD) on or after the start."),
-    "level1_bp": N_("Give a rate of 0 to 3,000 basis points (30 %)."),
+    "level1_bp": N_("Give a rate of 0 to 3,000 basis points (30 %%)."),
     "level2_bp": N_("Give a rate of 0 to 3,000 basis points, at most the level-1 rate."),
     "attribution_days": N_("Give 1 to 90 days."),
     "return_days": N_("Give 0 to 90 days."),
