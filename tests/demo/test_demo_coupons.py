@@ -19,7 +19,7 @@ from shequ.core.settings import Settings
 from shequ.core.web import Services
 from shequ.demo import coupons as demo_coupons
 from shequ.demo.generator import generate
-from shequ.demo.loader import load_demo
+from shequ.demo.loader import commerce_community, load_demo
 from shequ.domains.campaigns import coupons
 from shequ.domains.campaigns.coupon_models import Coupon, CouponRedemption
 from shequ.entrypoints.bootstrap import bootstrap, close
@@ -40,7 +40,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, 
         summary = load_demo(wired, size="small", seed=SEED, end=END)
         found = summary["commerce"].get("coupons")
         if found is None:
-            found = demo_coupons.run(wired, generate(size="small", seed=SEED, end=END))
+            found = demo_coupons.run(wired, commerce_community(
+                generate(size="small", seed=SEED, end=END)))
         yield wired, found
     finally:
         close(wired)
@@ -79,7 +80,8 @@ def test_one_of_each_kind_issued_and_redeemed(built: tuple[Services, dict[str, A
 
 def test_running_again_changes_nothing(built: tuple[Services, dict[str, Any]]) -> None:
     wired, found = built
-    again = demo_coupons.run(wired, generate(size="small", seed=SEED, end=END))
+    again = demo_coupons.run(wired, commerce_community(
+        generate(size="small", seed=SEED, end=END)))
     assert again["figures"] == found["figures"]
     assert (again["issued"], again["redeemed"], again["violations"]) == (
         found["issued"], found["redeemed"], 0)

@@ -262,7 +262,7 @@ def test_demo_lapsing_customers_fall_dormant(demo: tuple[Services, dict[str, Any
 
 def test_demo_snapshots_series_and_transitions_agree(
         demo: tuple[Services, dict[str, Any]]) -> None:
-    wired, _ = demo
+    wired, summary = demo
     with transaction(wired.sessions) as session:
         points = lifecycle.series(session, date(2026, 8, 23), END)
         snapshots = [lifecycle.snapshot(session, point.day) for point in points[::10]]
@@ -272,7 +272,7 @@ def test_demo_snapshots_series_and_transitions_agree(
         stop = lifecycle.snapshot(session, END)
     assert len(points) == 90
     assert [s.counts for s in snapshots] == [p.counts for p in points[::10]]
-    assert stop.total == 500
+    assert stop.total == 500 + summary["counts"]["customers_signed_up"]  # + referral sign-ups
     assert all(count > 0 for stage, count in stop.counts.items() if stage != "advocate")
     rows = [sum(row) for row in matrix.matrix]
     columns = [sum(col) for col in zip(*matrix.matrix, strict=True)]
@@ -287,7 +287,7 @@ def test_demo_snapshots_series_and_transitions_agree(
 
 
 def test_demo_ltv_by_stage(demo: tuple[Services, dict[str, Any]]) -> None:
-    wired, _ = demo
+    wired, summary = demo
     with transaction(wired.sessions) as session:
         stages = lifecycle.current_stages(session, END)
         ltv = {v.stage: v for v in lifecycle.ltv_by_stage(
@@ -298,7 +298,8 @@ def test_demo_ltv_by_stage(demo: tuple[Services, dict[str, Any]]) -> None:
     assert ltv["active"].avg_realised_fen == 0
     assert ltv["loyal"].avg_realised_fen > ltv["paying"].avg_realised_fen > 0
     assert {v.avg_predicted_clv_fen for v in ltv.values() if v.customers} == {1_000}
-    assert sum(v.customers for v in ltv.values()) == 500
+    assert sum(v.customers for v in ltv.values()) == 500 + summary["counts"][
+        "customers_signed_up"]
 
 
 # --- concurrency on PostgreSQL -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -128,19 +129,36 @@ def _moderation(services: Services, community: Community, on_progress: Progress
             "overturn_rate": figures.overturn_rate, "waiting": figures.waiting}
 
 
+def commerce_community(community: Community) -> Community:
+    """The community the commerce areas draw their customers from: everybody but the
+    planted lapsing customers and the coupon-abuse ring, who keep their planted
+    histories."""
+    planted = community.planted
+    kept = set(planted.get("lapsing_customers", {}).get("customer_external_ids", [])) | set(
+        planted.get("coupon_ring", {}).get("customer_external_ids", []))
+    return dataclasses.replace(community, customers=[
+        row for row in community.customers if row["external_id"] not in kept])
+
+
 def _commerce(services: Services, community: Community, on_progress: Progress
               ) -> dict[str, Any]:
     """Points, then the social-commerce areas, each through its own service; campaigns
     last, so their results read the orders and posts the others made."""
+    others = commerce_community(community)
     steps = (("points", points.run), ("group_buying", group_buying.run),
              ("coupons", coupons.run), ("referrals", referrals.run),
              ("campaigns", campaigns.run))
     found: dict[str, Any] = {}
     for done, (name, run) in enumerate(steps):
         on_progress("commerce", done, len(steps))
-        found[name] = run(services, community)
+        found[name] = run(services, others)
     on_progress("commerce", len(steps), len(steps))
     return found
+
+
+def _order_count(services: Services) -> int:
+    with transaction(services.sessions) as session:
+        return orders.list_orders(session, CLI_PRINCIPAL, limit=1).total
 
 
 def load_demo(services: Services, *, size: str, seed: int, end: date | None = None,
@@ -165,8 +183,10 @@ def load_demo(services: Services, *, size: str, seed: int, end: date | None = No
         "reviews": len(community.reviews), "posts": len(community.posts),
         "comments": len(community.comments), "creators": len(community.creators),
         "hubs": len(community.hubs), "events": event_rows,
-        # invitees and referred friends who signed up during the referral demo
+        # invitees and referred friends who signed up during the referral demo, and the
+        # orders the commerce areas placed (group members, coupon checkouts, referrals)
         "customers_signed_up": int(commerce.get("referrals", {}).get("signed_up", 0)),
+        "commerce_orders": _order_count(services) - len(community.orders),
     }
     return {"size": size, "seed": seed, "window": [first.isoformat(), last.isoformat()],
             "counts": counts, "planted": community.planted, "moderation": moderation,
